@@ -1,1 +1,164 @@
-fn main() {}
+//! `warren`: the broker binary. Loads the configuration, starts the server, stops it
+//! gracefully on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+use warren_server::Server;
+use warren_server::auth::hash_password;
+use warren_server::config::Config;
+
+/// An AMQP 0-9-1 message broker.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file. Default: ./broker.toml if present, else the built-in default.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Listen on this address instead of the file's `server.listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Keep durable state here instead of the file's `server.data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a password hash for a `[[users]]` entry's `password_hash`.
+    HashPassword {
+        /// The password to hash.
+        password: String,
+    },
+    /// Validate a configuration file without starting the broker.
+    Check {
+        /// The file to check (default: the --config file or ./broker.toml).
+        file: Option<PathBuf>,
+    },
+}
+
+const DEFAULT_CONFIG: &str = "broker.toml";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match args.command {
+        Some(Command::HashPassword { ref password }) => match hash_password(password) {
+            Ok(hash) => {
+                println!("{hash}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Check { ref file }) => {
+            let path = file
+                .clone()
+                .or(args.config.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            match Config::load(&path) {
+                Ok(_) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => serve(args),
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None if Path::new(DEFAULT_CONFIG).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG)).map_err(|e| e.to_string())?
+        }
+        None => {
+            info!("no {DEFAULT_CONFIG} here; using the built-in default configuration");
+            Config::embedded_default()
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn serve(args: Args) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listen = config.listen;
+        let server = Server::bind(config)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let shutdown = server.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down: closing connections");
+            shutdown.shutdown();
+        });
+        server.run().await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

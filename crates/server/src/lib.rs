@@ -1,1 +1,26 @@
-//! placeholder
+//! The warren broker: accepts AMQP 0-9-1 connections and serves them.
+//!
+//! Data flows one way: socket bytes → frames ([`warren_codec`]) → connection task →
+//! channel state → exchange routing → queue task → consumer's connection → socket.
+//! See `docs/architecture.md` for the ownership rules.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let config = warren_server::config::Config::embedded_default();
+//! let server = warren_server::Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run().await
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod auth;
+mod broker;
+mod channel;
+pub mod config;
+pub mod config_error;
+mod connection;
+pub mod error;
+mod server;
+
+pub use server::{Server, ShutdownHandle};

@@ -293,7 +293,7 @@ def describe_method(m):
     return f"ch{ch} {name}"
 
 
-def outcome(c, timeout=5.0, expect_more=False):
+def outcome(c, timeout=5.0):
     """Collect the server's reaction: methods until a close, answer the close,
     then wait for EOF.  Returns a description string."""
     parts = []
@@ -302,8 +302,8 @@ def outcome(c, timeout=5.0, expect_more=False):
         m = c.read_method(timeout)
         if m is None:
             if c.eof:
-                parts.append(f"socket closed by server ({c.eof}) after "
-                             f"{time.monotonic() - t_start:.1f}s, no frame")
+                parts.append(f"no frame; server closed the socket ({EOFKIND[c.eof]}) "
+                             f"after {time.monotonic() - t_start:.1f}s")
             else:
                 parts.append(f"nothing within {timeout:.0f}s (connection stays open)")
             break
@@ -313,19 +313,23 @@ def outcome(c, timeout=5.0, expect_more=False):
             c.send(method(0, 10, 51))
             t = time.monotonic()
             rest = c.raw_until_eof(5)
-            parts.append("-> after close-ok: " + (
-                f"socket closed after {time.monotonic() - t:.2f}s" if c.eof
-                else "socket still open after 5s") + (f" (+{len(rest)} bytes)" if rest else ""))
+            parts.append("-> client sends close-ok: " + (
+                f"server closes socket ({EOFKIND[c.eof]}) after {time.monotonic() - t:.1f}s"
+                if c.eof else "socket still open after 5s")
+                + (f" (+{len(rest)} bytes)" if rest else ""))
             break
         if (cid, mid) == (20, 40):
             c.send(method(ch, 20, 41))
             # check the connection survives
             c.send(channel_open(ch))
             m2 = c.read_method(3)
-            parts.append("-> after channel.close-ok, reopening the channel: "
+            parts.append("-> client sends channel.close-ok and reopens the channel: "
                          + (describe_method(m2) if m2 else "no reply"))
             break
     return "; ".join(parts)
+
+
+EOFKIND = {"eof": "FIN", "reset": "RST"}
 
 
 def hx(b, limit=40):
@@ -351,7 +355,7 @@ def bad_header(hdr, wait=5.0):
     data = c.raw_until_eof(wait)
     dt = time.monotonic() - t
     r = f"bytes back: {data!r}" if data else "no bytes back"
-    r += (f"; socket closed by server after {dt:.2f}s" if c.eof
+    r += (f"; server closes the socket ({EOFKIND[c.eof]}) after {dt:.1f}s" if c.eof
           else f"; socket still open after {wait:.0f}s")
     c.close()
     return r
@@ -374,7 +378,7 @@ for _hdr, _desc in [
 
 
 def after_handshake(payload_fn, chans=(), frame_max=131072, channel_max=2047,
-                    timeout=5.0):
+                    timeout=5.0, ping=False):
     def run():
         c = Conn()
         m = c.handshake(frame_max=frame_max, channel_max=channel_max)
@@ -383,6 +387,9 @@ def after_handshake(payload_fn, chans=(), frame_max=131072, channel_max=2047,
             c.open_channel(ch)
         for d in payload_fn(c):
             c.send(d)
+        if ping:  # liveness check: open a fresh channel 100 after the payload
+            time.sleep(0.3)
+            c.send(channel_open(100))
         r = outcome(c, timeout)
         c.close()
         return r
@@ -411,14 +418,23 @@ add("bad frame-end byte", "channel.open ch1 with frame-end 0x00",
     lambda c: [frame(1, 1, struct.pack(">HH", 20, 10) + shortstr(""), end=b"\x00")])
 add("bad frame-end byte on heartbeat", "frame 08 0000 00000000 then 0xFF",
     lambda c: [frame(8, 0, b"", end=b"\xff")])
-add("frame-max boundary: body frame payload = frame_max-8 (frame_max 4096)",
-    "open ch1; publish to amq.direct; header size 4088; body frame with 4088 bytes",
-    lambda c: [basic_publish(1, "amq.direct", "nowhere"), header(1, 4088),
-               body(1, b"x" * 4088)], chans=[1], frame_max=4096, timeout=2)
-add("frame-max boundary: body frame payload = frame_max-7 (frame_max 4096)",
-    "open ch1; publish; header size 4089; body frame with 4089 bytes (total frame 4097)",
-    lambda c: [basic_publish(1, "amq.direct", "nowhere"), header(1, 4089),
-               body(1, b"x" * 4089)], chans=[1], frame_max=4096)
+for _n in (4088, 4089, 4096, 4097):
+    add(f"frame-max boundary: frame_max 4096, body frame payload {_n} (frame {_n + 8} bytes)",
+        f"open ch1; publish to amq.direct rk 'nowhere'; header body-size {_n}; one body frame of {_n} bytes; then channel.open ch100",
+        (lambda n: lambda c: [basic_publish(1, "amq.direct", "nowhere"), header(1, n),
+                              body(1, b"x" * n)])(_n),
+        chans=[1], frame_max=4096, timeout=2, ping=True)
+def padded_declare(n):
+    """queue.declare (auto-delete) whose method-frame payload is exactly n bytes."""
+    base = struct.pack(">HHH", 50, 10, 0) + shortstr("warren.probe.big") + b"\x08"
+    pad = n - len(base) - len(table({"x-pad": ""}))
+    return frame(1, 1, base + table({"x-pad": "p" * pad}))
+
+
+for _n in (4096, 4097):
+    add(f"frame-max boundary: frame_max 4096, method frame payload {_n}",
+        f"queue.declare ch1 padded (x-pad arg) to a {_n}-byte payload",
+        (lambda n: lambda c: [padded_declare(n)])(_n), chans=[1], frame_max=4096, timeout=2)
 add("frame larger than frame-max (10000 > 4096), complete frame",
     "open ch1; publish; header size 10000; one body frame of 10000 bytes",
     lambda c: [basic_publish(1, "amq.direct", "nowhere"), header(1, 10000),
@@ -445,12 +461,16 @@ add("non-connection method on channel 0 (exchange.declare)", "exchange.declare o
     lambda c: [exchange_declare(0, "x0")])
 add("channel.open on channel 0", "channel.open on ch0",
     lambda c: [channel_open(0)])
-add("channel.open on channel > channel-max (negotiated 10, open 11)", "tune-ok channel_max=10; channel.open ch11",
-    lambda c: [channel_open(11)], channel_max=10)
+add("channel.open on channel number > channel-max (negotiated 10, open ch 11)",
+    "tune-ok channel_max=10; channel.open ch11; then channel.open ch100",
+    lambda c: [channel_open(11)], channel_max=10, timeout=2, ping=True)
+add("channel.open of the 11th channel with channel-max 10",
+    "tune-ok channel_max=10; channel.open ch1..ch10 (all open-ok); channel.open ch11",
+    lambda c: [channel_open(11)], chans=range(1, 11), channel_max=10)
 add("channel.open on channel 2048 with channel-max 2047", "channel.open ch2048",
-    lambda c: [channel_open(2048)])
+    lambda c: [channel_open(2048)], timeout=2)
 add("channel.open on channel 65535 with channel-max 2047", "channel.open ch65535",
-    lambda c: [channel_open(65535)])
+    lambda c: [channel_open(65535)], timeout=2)
 add("channel.open twice on the same channel", "channel.open ch1 (already open)",
     lambda c: [channel_open(1)], chans=[1])
 add("method on a never-opened channel", "queue.declare on ch5 (never opened)",
@@ -471,8 +491,9 @@ add("method frame when header expected", "basic.publish ch1; queue.declare ch1",
     lambda c: [basic_publish(1, "amq.direct", "rk"), queue_declare(1, "")], chans=[1])
 add("method frame when body expected", "basic.publish; header size 5; queue.declare",
     lambda c: [basic_publish(1, "amq.direct", "rk"), header(1, 5), queue_declare(1, "")], chans=[1])
-add("body larger than header's body-size", "publish; header size 3; body 'hello' (5)",
-    lambda c: [basic_publish(1, "amq.direct", "rk"), header(1, 3), body(1, b"hello")], chans=[1])
+add("body larger than header's body-size", "publish; header body-size 3; body frame 'hello' (5 bytes); then queue.declare on ch1",
+    lambda c: [basic_publish(1, "amq.direct", "rk"), header(1, 3), body(1, b"hello"),
+               queue_declare(1, "")], chans=[1])
 add("content header with wrong class id (50)", "publish; header class 50 size 0",
     lambda c: [basic_publish(1, "amq.direct", "rk"), header(1, 0, cid=50)], chans=[1])
 add("heartbeat on non-zero channel", "frame 08 0001 00000000 CE",
@@ -494,8 +515,12 @@ add("basic.ack of unknown delivery tag", "basic.ack tag 42",
     lambda c: [basic_ack(1, 42)], chans=[1])
 add("basic.ack multiple of unknown tag", "basic.ack tag 42 multiple",
     lambda c: [basic_ack(1, 42, True)], chans=[1], timeout=2)
-add("basic.ack tag 0 multiple (nothing outstanding)", "basic.ack tag 0 multiple",
-    lambda c: [basic_ack(1, 0, True)], chans=[1], timeout=2)
+add("basic.ack tag 0 multiple (nothing outstanding)", "basic.ack tag 0 multiple; then channel.open ch100",
+    lambda c: [basic_ack(1, 0, True)], chans=[1], timeout=2, ping=True)
+add("basic.ack tag 0 single (nothing outstanding)", "basic.ack tag 0 multiple=0",
+    lambda c: [basic_ack(1, 0, False)], chans=[1], timeout=2)
+add("basic.nack of unknown delivery tag", "basic.nack tag 9 requeue",
+    lambda c: [method(1, 60, 120, struct.pack(">QB", 9, 2))], chans=[1])
 add("basic.reject of unknown delivery tag", "basic.reject tag 7 requeue",
     lambda c: [method(1, 60, 90, struct.pack(">QB", 7, 1))], chans=[1])
 add("basic.qos with prefetch_size != 0", "basic.qos size=1000 count=10",
@@ -587,16 +612,20 @@ add("publish with user_id not matching the login",
 def wrong_password(caps):
     def run():
         c = Conn()
+        t = time.monotonic()
         m = c.handshake(password="wrong", caps=caps)
         if m is None:
-            r = (f"no frame; socket closed ({c.eof})" if c.eof
-                 else "nothing within 5s")
+            r = (f"no frame; server closes the socket ({EOFKIND[c.eof]}) after "
+                 f"{time.monotonic() - t:.1f}s" if c.eof else "nothing within 5s")
         else:
-            r = describe_method(m)
+            r = describe_method(m) + f" (after {time.monotonic() - t:.1f}s)"
             if (m[1], m[2]) == (10, 50):
                 c.send(method(0, 10, 51))
+                t = time.monotonic()
                 c.raw_until_eof(5)
-                r += "; -> after close-ok: " + ("socket closed" if c.eof else "still open")
+                r += ("; -> client sends close-ok: " + (
+                    f"server closes socket ({EOFKIND[c.eof]}) after {time.monotonic() - t:.1f}s"
+                    if c.eof else "still open"))
         c.close()
         return r
     return run
@@ -623,12 +652,13 @@ CASES.append(("unknown SASL mechanism", "start-ok mechanism 'FOO'", unknown_mech
 
 def bad_vhost():
     c = Conn()
-    m = c.handshake(vhost="nope")
-    r = describe_method(m) if m else "no frame"
-    if m and (m[1], m[2]) == (10, 50):
-        c.send(method(0, 10, 51))
-        c.raw_until_eof(5)
-        r += "; -> after close-ok: " + ("socket closed" if c.eof else "still open")
+    c.send(HDR); c.read_method()
+    c.send(method(0, 10, 11, table({}) + shortstr("PLAIN") + longstr(b"\x00guest\x00guest")
+                  + shortstr("en_US")))
+    c.read_method()
+    c.send(method(0, 10, 31, struct.pack(">HIH", 2047, 131072, 0)))
+    c.send(method(0, 10, 40, shortstr("nope") + shortstr("") + b"\x00"))
+    r = outcome(c)
     c.close()
     return r
 
@@ -636,68 +666,34 @@ def bad_vhost():
 CASES.append(("connection.open to a nonexistent vhost", "connection.open vhost 'nope'", bad_vhost))
 
 
-def frame_max_too_small():
-    c = Conn()
-    c.send(HDR); c.read_method()
-    resp = b"\x00guest\x00guest"
-    c.send(method(0, 10, 11, table({}) + shortstr("PLAIN") + longstr(resp) + shortstr("en_US")))
-    c.read_method()
-    c.send(method(0, 10, 31, struct.pack(">HIH", 0, 1024, 0)))
-    c.send(method(0, 10, 40, shortstr("/") + shortstr("") + b"\x00"))
-    r = outcome(c)
-    c.close()
-    return r
+def tune_ok_case(channel_max, frame_max, heartbeat=0, then=None):
+    def run():
+        c = Conn()
+        c.send(HDR); c.read_method()
+        c.send(method(0, 10, 11, table({}) + shortstr("PLAIN") + longstr(b"\x00guest\x00guest")
+                      + shortstr("en_US")))
+        c.read_method()
+        c.send(method(0, 10, 31, struct.pack(">HIH", channel_max, frame_max, heartbeat)))
+        c.send(then if then is not None else
+               method(0, 10, 40, shortstr("/") + shortstr("") + b"\x00"))
+        r = outcome(c)
+        c.close()
+        return r
+    return run
 
 
-CASES.append(("tune-ok frame_max below 4096", "tune-ok frame_max=1024", frame_max_too_small))
-
-
-def frame_max_too_big():
-    c = Conn()
-    c.send(HDR); c.read_method()
-    resp = b"\x00guest\x00guest"
-    c.send(method(0, 10, 11, table({}) + shortstr("PLAIN") + longstr(resp) + shortstr("en_US")))
-    c.read_method()
-    c.send(method(0, 10, 31, struct.pack(">HIH", 0, 1 << 20, 0)))
-    c.send(method(0, 10, 40, shortstr("/") + shortstr("") + b"\x00"))
-    r = outcome(c)
-    c.close()
-    return r
-
-
-CASES.append(("tune-ok frame_max above server's 131072", "tune-ok frame_max=1048576", frame_max_too_big))
-
-
-def channel_max_too_big():
-    c = Conn()
-    c.send(HDR); c.read_method()
-    resp = b"\x00guest\x00guest"
-    c.send(method(0, 10, 11, table({}) + shortstr("PLAIN") + longstr(resp) + shortstr("en_US")))
-    c.read_method()
-    c.send(method(0, 10, 31, struct.pack(">HIH", 4000, 131072, 0)))
-    c.send(method(0, 10, 40, shortstr("/") + shortstr("") + b"\x00"))
-    r = outcome(c)
-    c.close()
-    return r
-
-
-CASES.append(("tune-ok channel_max above server's 2047", "tune-ok channel_max=4000", channel_max_too_big))
-
-
-def method_before_open():
-    c = Conn()
-    c.send(HDR); c.read_method()
-    resp = b"\x00guest\x00guest"
-    c.send(method(0, 10, 11, table({}) + shortstr("PLAIN") + longstr(resp) + shortstr("en_US")))
-    c.read_method()
-    c.send(method(0, 10, 31, struct.pack(">HIH", 0, 131072, 0)))
-    c.send(channel_open(1))
-    r = outcome(c)
-    c.close()
-    return r
-
-
-CASES.append(("channel.open before connection.open", "tune-ok; channel.open ch1", method_before_open))
+CASES.append(("tune-ok frame_max below 4096", "tune-ok channel_max=2047 frame_max=1024; connection.open",
+              tune_ok_case(2047, 1024)))
+CASES.append(("tune-ok frame_max 0 (no limit)", "tune-ok channel_max=2047 frame_max=0; connection.open",
+              tune_ok_case(2047, 0)))
+CASES.append(("tune-ok frame_max above server's 131072", "tune-ok channel_max=2047 frame_max=1048576; connection.open",
+              tune_ok_case(2047, 1 << 20)))
+CASES.append(("tune-ok channel_max above server's 2047", "tune-ok channel_max=4000; connection.open",
+              tune_ok_case(4000, 131072)))
+CASES.append(("tune-ok channel_max 0 (no limit)", "tune-ok channel_max=0 frame_max=131072; connection.open",
+              tune_ok_case(0, 131072)))
+CASES.append(("channel.open before connection.open", "tune-ok (2047/131072/0); channel.open ch1",
+              tune_ok_case(2047, 131072, then=channel_open(1))))
 
 
 def wrong_method_in_handshake():
@@ -713,20 +709,27 @@ CASES.append(("connection.open instead of start-ok", "connection.open right afte
               wrong_method_in_handshake))
 
 
-def no_close_ok():
-    c = Conn()
-    c.handshake()
-    c.send(method(0, 999, 10))
-    m = c.read_method()
-    t = time.monotonic()
-    c.raw_until_eof(40)
-    dt = time.monotonic() - t
-    return (describe_method(m) + "; client never sends close-ok -> "
-            + (f"socket closed by server after {dt:.1f}s" if c.eof else "still open after 40s"))
+def no_close_ok(payload, chans=()):
+    def run():
+        c = Conn()
+        c.handshake()
+        for ch in chans:
+            c.open_channel(ch)
+        c.send(payload)
+        m = c.read_method()
+        t = time.monotonic()
+        c.raw_until_eof(40)
+        dt = time.monotonic() - t
+        return (describe_method(m) + "; client never sends close-ok -> "
+                + (f"server closes the socket ({EOFKIND[c.eof]}) {dt:.1f}s after sending connection.close"
+                   if c.eof else "still open after 40s"))
+    return run
 
 
-CASES.append(("connection error, client never answers close-ok", "class 999 on ch0, then silence",
-              no_close_ok))
+CASES.append(("connection error (channel.open twice), client never answers close-ok",
+              "channel.open ch1 twice, then silence", no_close_ok(channel_open(1), chans=[1])))
+CASES.append(("frame error (unknown frame type), client never answers close-ok",
+              "frame type 5, then silence", no_close_ok(frame(5, 0, b"\x00" * 4))))
 
 
 def heartbeat_case(hb, listen=20):
@@ -746,7 +749,8 @@ def heartbeat_case(hb, listen=20):
             else:
                 events.append(f"{describe_method((ch, *struct.unpack_from('>HH', p), p[4:]))}@{dt:.1f}s")
         end = time.monotonic() - t0
-        tail = (f"socket closed ({c.eof}) at {end:.1f}s" if c.eof else f"still open at {end:.1f}s")
+        tail = (f"no close frame; server closes the socket ({EOFKIND[c.eof]}) at {end:.1f}s"
+                if c.eof else f"still open at {end:.1f}s")
         c.close()
         return f"tune heartbeat={hb} from client, silent client: " + ", ".join(events) + "; " + tail
     return run
@@ -754,6 +758,7 @@ def heartbeat_case(hb, listen=20):
 
 CASES.append(("heartbeat 2s, silent client", "tune-ok heartbeat=2, then nothing", heartbeat_case(2)))
 CASES.append(("heartbeat 1s, silent client", "tune-ok heartbeat=1, then nothing", heartbeat_case(1)))
+CASES.append(("heartbeat 5s, silent client", "tune-ok heartbeat=5, then nothing", heartbeat_case(5, 30)))
 
 
 def server_start():

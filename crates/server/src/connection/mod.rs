@@ -1,0 +1,391 @@
+//! One task per client connection: the handshake, then a loop that reads frames,
+//! dispatches them to channels, and writes replies in batches.
+//!
+//! The task owns the socket and every channel of the connection as plain structs, so
+//! channel state needs no locks. Replies are encoded into one buffer and written when
+//! the socket is writable; reading pauses while that buffer is over its high-water
+//! mark, which is how a client that does not read is slowed down.
+
+mod handshake;
+mod heartbeat;
+pub(crate) mod outbound;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+use warren_codec::{
+    ChannelCloseOk, CodecError, ConnectionCloseOk, ConnectionUpdateSecretOk, Frame, FrameCodec,
+    Method,
+};
+
+use crate::broker::Broker;
+use crate::channel::Channel;
+use crate::error::{ConnectionError, Error, Reply};
+use handshake::{HandshakeError, Negotiated};
+use heartbeat::{Beat, Heartbeat};
+use outbound::Outbound;
+
+/// How long a peer has to answer our connection.close with close-ok.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Frames handled per wake-up before the replies are flushed.
+const READ_BATCH: usize = 64;
+
+/// Serves one accepted socket until it closes.
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+    let Some(_slot) = broker.try_admit() else {
+        warn!(%peer, "connection refused: max_connections reached");
+        return;
+    };
+    // Small frames (acks, confirms) must not wait for Nagle.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let (mut reader, mut writer) = stream.into_split();
+    let limits = &broker.config.limits;
+    let handshake = async {
+        handshake::read_protocol_header(&mut reader, &mut writer).await?;
+        Ok::<_, HandshakeError>(())
+    };
+    match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+        Ok(Ok(())) => {}
+        Ok(Err(HandshakeError::WrongProtocol)) => {
+            debug!(%peer, "wrong protocol header; sent ours and closed");
+            return;
+        }
+        Ok(Err(_)) | Err(_) => return,
+    }
+    let mut frames = FramedRead::new(reader, FrameCodec::new(limits.frame_max));
+    let negotiated = tokio::time::timeout(
+        limits.handshake_timeout,
+        handshake::negotiate(&mut frames, &mut writer, &broker, peer),
+    )
+    .await;
+    let negotiated = match negotiated {
+        Ok(Ok(n)) => n,
+        Ok(Err(HandshakeError::Close(e))) => {
+            close_during_handshake(&mut frames, &mut writer, &e).await;
+            return;
+        }
+        Ok(Err(_)) => return,
+        Err(_) => {
+            warn!(%peer, "handshake timed out");
+            return;
+        }
+    };
+    info!(
+        %peer,
+        user = negotiated.user.name(),
+        vhost = %negotiated.vhost,
+        client = %negotiated.client.product,
+        name = negotiated.client.connection_name.as_deref().unwrap_or(""),
+        "connection opened"
+    );
+    let mut connection = Connection::new(broker, peer, negotiated, frames, writer);
+    let reason = connection.run().await;
+    info!(%peer, user = connection.user_name(), vhost = %connection.vhost, %reason, "connection closed");
+}
+
+/// Sends connection.close for a failed handshake and waits briefly for close-ok, so the
+/// client reads the reason before the socket goes.
+async fn close_during_handshake(
+    frames: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+    writer: &mut OwnedWriteHalf,
+    error: &ConnectionError,
+) {
+    let mut out = Outbound::new(0);
+    out.method(0, error.close_method());
+    if writer.write_all(&out.buf).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(frame)) = frames.next().await {
+            if let Frame::Method {
+                method: Method::ConnectionCloseOk(_) | Method::ConnectionClose(_),
+                ..
+            } = frame
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    let _ = writer.shutdown().await;
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// We sent connection.close; only close / close-ok matter now.
+    Closing,
+    /// The connection is over; flush and stop.
+    Done,
+}
+
+struct Connection {
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+    user: crate::auth::AuthenticatedUser,
+    vhost: String,
+    channel_max: u16,
+    frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    writer: OwnedWriteHalf,
+    out: Outbound,
+    heartbeat: Heartbeat,
+    channels: HashMap<u16, Channel>,
+    state: State,
+    close_reason: String,
+}
+
+impl Connection {
+    fn new(
+        broker: Arc<Broker>,
+        peer: SocketAddr,
+        n: Negotiated,
+        frames: FramedRead<OwnedReadHalf, FrameCodec>,
+        writer: OwnedWriteHalf,
+    ) -> Self {
+        Connection {
+            broker,
+            peer,
+            user: n.user,
+            vhost: n.vhost,
+            channel_max: n.channel_max,
+            frames,
+            writer,
+            out: Outbound::new(n.frame_max),
+            heartbeat: Heartbeat::new(n.heartbeat),
+            channels: HashMap::new(),
+            state: State::Open,
+            close_reason: String::from("client closed"),
+        }
+    }
+
+    fn user_name(&self) -> &str {
+        self.user.name()
+    }
+
+    /// Runs until the connection ends; returns why.
+    async fn run(&mut self) -> String {
+        let shutdown = self.broker.shutdown.clone();
+        let mut close_deadline = None;
+        while self.state != State::Done {
+            let reading = !self.out.is_full();
+            let closing_timer = async {
+                match close_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled(), if self.state == State::Open => {
+                    self.fail(ConnectionError::connection_forced("broker shutdown"));
+                }
+                written = self.writer.write_buf(&mut self.out.buf), if !self.out.buf.is_empty() => {
+                    match written {
+                        Ok(0) | Err(_) => return "socket closed while writing".into(),
+                        Ok(_) => self.heartbeat.wrote(),
+                    }
+                }
+                frame = self.frames.next(), if reading => {
+                    let Some(frame) = frame else { return "client closed the socket".into() };
+                    self.on_frame(frame);
+                    for _ in 0..READ_BATCH {
+                        if self.state == State::Done || self.out.is_full() {
+                            break;
+                        }
+                        match self.frames.next().now_or_never() {
+                            Some(Some(frame)) => self.on_frame(frame),
+                            Some(None) => return "client closed the socket".into(),
+                            None => break,
+                        }
+                    }
+                }
+                beat = self.heartbeat.tick() => match beat {
+                    Beat::Idle => {}
+                    Beat::Send => self.out.heartbeat(),
+                    Beat::PeerDead => {
+                        warn!(peer = %self.peer, "missed heartbeats from client; closing");
+                        return "missed heartbeats".into();
+                    }
+                },
+                _ = closing_timer => return "no close-ok in time".into(),
+            }
+            if self.state == State::Closing && close_deadline.is_none() {
+                close_deadline = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
+            }
+        }
+        // Flush the last replies (close-ok or close) before the socket goes.
+        let _ = self.writer.write_all(&self.out.buf).await;
+        let _ = self.writer.shutdown().await;
+        std::mem::take(&mut self.close_reason)
+    }
+
+    fn on_frame(&mut self, frame: Result<Frame, CodecError>) {
+        self.heartbeat.read();
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(CodecError::Io(e)) => {
+                self.close_reason = format!("read failed: {e}");
+                self.state = State::Done;
+                return;
+            }
+            Err(CodecError::Frame(e)) => {
+                let reply = Reply {
+                    code: e.error.reply_code(),
+                    detail: e.error.to_string(),
+                    class_id: e.class_id,
+                    method_id: e.method_id,
+                };
+                self.fail(ConnectionError(reply));
+                return;
+            }
+        };
+        if self.state == State::Closing {
+            // After sending close, everything but close and close-ok is discarded.
+            match frame {
+                Frame::Method {
+                    channel: 0,
+                    method: Method::ConnectionCloseOk(_),
+                } => self.state = State::Done,
+                Frame::Method {
+                    channel: 0,
+                    method: Method::ConnectionClose(_),
+                } => {
+                    self.out.method(0, ConnectionCloseOk::default());
+                }
+                _ => {}
+            }
+            return;
+        }
+        let result = match frame {
+            Frame::Heartbeat => Ok(()),
+            Frame::Method { channel: 0, method } => self.on_connection_method(method),
+            Frame::Method { .. } | Frame::Header { .. } | Frame::Body { .. } => {
+                self.on_channel_frame(frame)
+            }
+        };
+        if let Err(e) = result {
+            self.fail(e);
+        }
+    }
+
+    fn on_connection_method(&mut self, method: Method) -> Result<(), ConnectionError> {
+        match method {
+            Method::ConnectionClose(close) => {
+                self.close_reason =
+                    format!("client closed: {} {}", close.reply_code, close.reply_text);
+                self.out.method(0, ConnectionCloseOk::default());
+                self.state = State::Done;
+                Ok(())
+            }
+            Method::ConnectionUpdateSecret(update) => {
+                // PLAIN credentials: the new secret must be this user's password.
+                self.broker
+                    .users
+                    .authenticate(self.user.name(), &update.new_secret, self.peer.ip())
+                    .map_err(|_| {
+                        ConnectionError::access_refused("new secret rejected").in_method(10, 70)
+                    })?;
+                self.out.method(0, ConnectionUpdateSecretOk::default());
+                Ok(())
+            }
+            other => Err(ConnectionError::command_invalid(format!(
+                "unexpected method '{}' on channel 0",
+                other.name()
+            ))
+            .in_method(other.class_id(), other.method_id())),
+        }
+    }
+
+    fn on_channel_frame(&mut self, frame: Frame) -> Result<(), ConnectionError> {
+        let id = frame.channel();
+        if id == 0 {
+            return Err(ConnectionError::unexpected_frame(
+                "content frame on channel 0",
+            ));
+        }
+        let Some(channel) = self.channels.get_mut(&id) else {
+            return self.open_channel(id, frame);
+        };
+        if channel.is_closing() {
+            match frame {
+                Frame::Method {
+                    method: Method::ChannelCloseOk(_),
+                    ..
+                } => {
+                    self.channels.remove(&id);
+                }
+                Frame::Method {
+                    method: Method::ChannelClose(_),
+                    ..
+                } => self.out.method(id, ChannelCloseOk::default()),
+                _ => {}
+            }
+            return Ok(());
+        }
+        if let Frame::Method {
+            method: Method::ChannelClose(_),
+            ..
+        } = frame
+        {
+            self.channels.remove(&id);
+            self.out.method(id, ChannelCloseOk::default());
+            return Ok(());
+        }
+        match channel.on_frame(frame, &mut self.out) {
+            Ok(()) => Ok(()),
+            Err(Error::Channel(e)) => {
+                debug!(peer = %self.peer, channel = id, error = %e, "channel error");
+                self.out.method(id, e.close_method());
+                channel.start_closing();
+                Ok(())
+            }
+            Err(Error::Connection(e)) => Err(e),
+        }
+    }
+
+    fn open_channel(&mut self, id: u16, frame: Frame) -> Result<(), ConnectionError> {
+        match frame {
+            Frame::Method {
+                method: Method::ChannelOpen(_),
+                ..
+            } => {
+                if id > self.channel_max {
+                    return Err(ConnectionError::not_allowed(format!(
+                        "channel number {id} exceeds channel_max {}",
+                        self.channel_max
+                    ))
+                    .in_method(20, 10));
+                }
+                self.channels.insert(id, Channel::new(id));
+                self.out.method(id, warren_codec::ChannelOpenOk::default());
+                Ok(())
+            }
+            Frame::Method { method, .. } => Err(ConnectionError::channel_error(format!(
+                "expected 'channel.open' on channel {id}, got '{}'",
+                method.name()
+            ))
+            .in_method(method.class_id(), method.method_id())),
+            _ => Err(ConnectionError::unexpected_frame(format!(
+                "content frame on channel {id}, which is not open"
+            ))),
+        }
+    }
+
+    /// Sends connection.close with the error and waits for close-ok.
+    fn fail(&mut self, error: ConnectionError) {
+        warn!(peer = %self.peer, user = self.user.name(), error = %error, "closing connection");
+        self.close_reason = error.to_string();
+        self.out.method(0, error.close_method());
+        self.state = State::Closing;
+    }
+}

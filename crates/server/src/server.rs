@@ -1,0 +1,80 @@
+//! The listener: accepts TCP connections and spawns a task for each, until shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::connection;
+
+/// A bound broker, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    broker: Arc<Broker>,
+}
+
+/// Stops a running server: every client gets connection.close 320, then `run` returns.
+#[derive(Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Starts the shutdown. Idempotent.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Server {
+    /// Binds the listener on `config.listen` (port 0 picks a free port).
+    pub async fn bind(config: Config) -> io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Server {
+            listener,
+            broker: Arc::new(Broker::new(config)),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address; fall back to the configured one.
+        self.listener
+            .local_addr()
+            .unwrap_or(self.broker.config.listen)
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.broker.shutdown.clone())
+    }
+
+    /// Accepts connections until shut down, then waits for every connection to close.
+    pub async fn run(self) -> io::Result<()> {
+        let tracker = TaskTracker::new();
+        let shutdown = self.broker.shutdown.clone();
+        info!(address = %self.local_addr(), "listening for AMQP 0-9-1 connections");
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    tracker.spawn(connection::serve(stream, peer, self.broker.clone()));
+                }
+                // Out of file descriptors and the like: keep serving existing clients.
+                Err(e) => warn!(error = %e, "accept failed"),
+            }
+        }
+        drop(self.listener);
+        tracker.close();
+        tracker.wait().await;
+        info!("all connections closed; broker stopped");
+        Ok(())
+    }
+}
