@@ -55,14 +55,17 @@ impl DecodeError {
     /// The reply code to close the connection with.
     pub fn reply_code(&self) -> ReplyCode {
         match self {
+            // RabbitMQ answers arguments it cannot decode with 501, not the spec's 502.
             DecodeError::FrameTooLarge { .. }
             | DecodeError::BadFrameEnd(_)
             | DecodeError::UnknownFrameType(_)
-            | DecodeError::HeartbeatOnChannel(_) => ReplyCode::FrameError,
+            | DecodeError::Truncated(_)
+            | DecodeError::TrailingBytes(_) => ReplyCode::FrameError,
+            DecodeError::HeartbeatOnChannel(_) => ReplyCode::UnexpectedFrame,
+            // RabbitMQ drops the socket without a close here (its connection process
+            // crashes); a close with 503 tells the client why.
             DecodeError::UnknownMethod { .. } => ReplyCode::CommandInvalid,
-            DecodeError::Truncated(_)
-            | DecodeError::TrailingBytes(_)
-            | DecodeError::UnknownFieldType(_)
+            DecodeError::UnknownFieldType(_)
             | DecodeError::InvalidUtf8
             | DecodeError::InvalidPropertyFlags(_)
             | DecodeError::TooDeep => ReplyCode::SyntaxError,

@@ -26,6 +26,10 @@ pub const FRAME_OVERHEAD: usize = 8;
 /// The octet that ends every frame.
 pub const FRAME_END: u8 = 0xCE;
 
+/// The most [`decode_frame`] reserves ahead for a frame still arriving (RabbitMQ's
+/// default frame-max, so frames within it need one allocation).
+const MAX_RESERVE: usize = 131_072;
+
 const FRAME_METHOD: u8 = 1;
 const FRAME_HEADER: u8 = 2;
 const FRAME_BODY: u8 = 3;
@@ -119,6 +123,30 @@ pub fn encode_content(
 ) {
     write_frame(buf, FRAME_METHOD, channel, |b| method.encode(b));
     write_frame(buf, FRAME_HEADER, channel, |b| header.encode(b));
+    encode_body(buf, channel, body, frame_max);
+}
+
+/// Like [`encode_content`], with the basic properties given as their encoded bytes
+/// (flags word and properties, see [`ContentHeader::raw_properties`]).
+pub fn encode_content_raw(
+    buf: &mut BytesMut,
+    channel: u16,
+    method: &Method,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
+    write_frame(buf, FRAME_METHOD, channel, |b| method.encode(b));
+    write_frame(buf, FRAME_HEADER, channel, |b| {
+        b.put_u16(crate::properties::BASIC_CLASS_ID);
+        b.put_u16(0);
+        b.put_u64(body.len() as u64);
+        b.put_slice(properties);
+    });
+    encode_body(buf, channel, body, frame_max);
+}
+
+fn encode_body(buf: &mut BytesMut, channel: u16, body: &[u8], frame_max: u32) {
     let chunk = match frame_max {
         0 => body.len().max(1),
         max => (max as usize).saturating_sub(FRAME_OVERHEAD).max(1),
@@ -177,7 +205,9 @@ pub fn decode_frame(src: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
         max: frame_max,
     })?;
     if src.len() < total {
-        src.reserve(total - src.len());
+        // The size is only the peer's claim: without a frame-max, reserving all of it
+        // would let 7 bytes allocate 4 GiB. Past the cap the buffer grows as bytes arrive.
+        src.reserve((total - src.len()).min(MAX_RESERVE));
         return Ok(None);
     }
     let frame = src.split_to(total).freeze();

@@ -220,6 +220,20 @@ impl ContentHeader {
         12 + self.raw_properties.as_ref().map_or(64, Bytes::len)
     }
 
+    /// The flags word and property bytes: as received, or encoded from the properties.
+    /// A broker keeps only these for a stored message (a few dozen bytes instead of the
+    /// decoded struct) and writes them back with [`encode_content_raw`](crate::encode_content_raw).
+    pub fn raw_properties(&self) -> Bytes {
+        match &self.raw_properties {
+            Some(raw) => raw.clone(),
+            None => {
+                let mut buf = BytesMut::new();
+                self.properties.encode(&mut buf);
+                buf.freeze()
+            }
+        }
+    }
+
     /// Decodes a header frame's payload.
     pub fn decode(payload: &Bytes) -> Result<ContentHeader, DecodeError> {
         let mut r = Reader::new(payload, "content header");

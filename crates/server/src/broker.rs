@@ -5,13 +5,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+
 use crate::auth::Users;
 use crate::config::Config;
+use crate::vhost::Vhost;
 
 /// What every connection task reads. Immutable after start apart from counters.
 pub(crate) struct Broker {
     pub(crate) config: Config,
     pub(crate) users: Users,
+    pub(crate) vhosts: HashMap<String, Arc<Vhost>>,
     pub(crate) shutdown: CancellationToken,
     connections: AtomicU32,
 }
@@ -20,6 +24,11 @@ impl Broker {
     pub(crate) fn new(config: Config) -> Self {
         Broker {
             users: Users::new(&config),
+            vhosts: config
+                .vhosts
+                .iter()
+                .map(|v| (v.name.clone(), Vhost::new(&v.name)))
+                .collect(),
             config,
             shutdown: CancellationToken::new(),
             connections: AtomicU32::new(0),

@@ -21,6 +21,10 @@ pub mod config;
 pub mod config_error;
 mod connection;
 pub mod error;
+mod message;
+mod names;
+mod queue;
 mod server;
+mod vhost;
 
 pub use server::{Server, ShutdownHandle};

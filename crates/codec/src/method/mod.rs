@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod macros;
+mod access;
 mod basic;
 mod channel;
 mod confirm;
@@ -11,6 +12,7 @@ mod exchange;
 mod queue;
 mod tx;
 
+pub use access::*;
 pub use basic::*;
 pub use channel::*;
 pub use confirm::*;
@@ -88,6 +90,7 @@ method_enum! {
     ConnectionTune, ConnectionTuneOk, ConnectionOpen, ConnectionOpenOk,
     ConnectionClose, ConnectionCloseOk, ConnectionBlocked, ConnectionUnblocked,
     ConnectionUpdateSecret, ConnectionUpdateSecretOk,
+    AccessRequest, AccessRequestOk,
     ChannelOpen, ChannelOpenOk, ChannelFlow, ChannelFlowOk, ChannelClose, ChannelCloseOk,
     ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk,
     ExchangeBind, ExchangeBindOk, ExchangeUnbind, ExchangeUnbindOk,

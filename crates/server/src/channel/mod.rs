@@ -1,9 +1,31 @@
-//! A channel's state, owned by its connection task.
+//! A channel's state, owned by its connection task (no task or lock per channel).
+//!
+//! The state lives in [`Channel`]; the method handlers are `impl Connection` blocks
+//! split by concern (topology, publish, consume, ack, tx), because a handler needs the
+//! connection's write buffer, vhost and identity as well as the channel.
 
-use warren_codec::{ChannelFlowOk, Frame, Method};
+mod ack;
+pub(crate) mod assembler;
+pub(crate) mod confirms;
+mod consume;
+mod dispatch;
+pub(crate) mod gate;
+mod publish;
+mod topology;
+mod tx;
+pub(crate) mod unacked;
 
-use crate::connection::outbound::Outbound;
-use crate::error::{ConnectionError, Error};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warren_codec::ShortStr;
+
+use crate::queue::{Command, QueueHandle};
+use assembler::Assembler;
+use confirms::Confirms;
+use gate::ChannelGate;
+use tx::Transaction;
+use unacked::Unacked;
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
@@ -14,10 +36,23 @@ enum State {
 
 /// One open channel.
 pub(crate) struct Channel {
-    id: u16,
+    pub(crate) id: u16,
     state: State,
-    /// False while the client has paused deliveries with channel.flow.
-    flow_active: bool,
+    pub(crate) gate: Arc<ChannelGate>,
+    pub(crate) assembler: Assembler,
+    pub(crate) unacked: Unacked,
+    /// Consumer tag → its queue.
+    pub(crate) consumers: HashMap<ShortStr, QueueHandle>,
+    /// basic.qos prefetch for consumers started from now on (global = false).
+    pub(crate) prefetch: u16,
+    /// Set by confirm.select.
+    pub(crate) confirms: Option<Confirms>,
+    /// Set by tx.select.
+    pub(crate) tx: Option<Transaction>,
+    /// The queue an empty queue name refers to (the spec's "current queue").
+    pub(crate) last_queue: Option<ShortStr>,
+    /// Queues that may hold this channel's consumers or unacked messages.
+    touched: Vec<QueueHandle>,
 }
 
 impl Channel {
@@ -25,7 +60,15 @@ impl Channel {
         Channel {
             id,
             state: State::Open,
-            flow_active: true,
+            gate: Arc::new(ChannelGate::new()),
+            assembler: Assembler::default(),
+            unacked: Unacked::default(),
+            consumers: HashMap::new(),
+            prefetch: 0,
+            confirms: None,
+            tx: None,
+            last_queue: None,
+            touched: Vec::new(),
         }
     }
 
@@ -38,44 +81,31 @@ impl Channel {
         self.state = State::Closing;
     }
 
-    /// Handles a frame for this open channel (not channel.open / channel.close).
-    pub(crate) fn on_frame(&mut self, frame: Frame, out: &mut Outbound) -> Result<(), Error> {
-        match frame {
-            Frame::Method { method, .. } => {
-                let (class_id, method_id) = (method.class_id(), method.method_id());
-                self.on_method(method, out)
-                    .map_err(|e| e.in_method(class_id, method_id))
-            }
-            _ => Err(ConnectionError::unexpected_frame(format!(
-                "content frame on channel {} without a publish",
-                self.id
-            ))
-            .into()),
+    /// Remembers a queue to notify when this channel closes.
+    pub(crate) fn touch(&mut self, queue: &QueueHandle) {
+        if !self.touched.iter().any(|q| q.same(queue)) {
+            self.touched.push(queue.clone());
         }
     }
 
-    fn on_method(&mut self, method: Method, out: &mut Outbound) -> Result<(), Error> {
-        match method {
-            Method::ChannelOpen(_) => Err(ConnectionError::channel_error(format!(
-                "second 'channel.open' seen on channel {}",
-                self.id
-            ))
-            .into()),
-            Method::ChannelFlow(flow) => {
-                self.flow_active = flow.active;
-                out.method(
-                    self.id,
-                    ChannelFlowOk {
-                        active: flow.active,
-                    },
-                );
-                Ok(())
-            }
-            other => Err(ConnectionError::not_implemented(format!(
-                "'{}' is not implemented yet",
-                other.name()
-            ))
-            .into()),
+    /// Tells the queues this channel used to try delivering again.
+    pub(crate) async fn resume_queues(&self) {
+        for queue in &self.touched {
+            queue.send(Command::Resume).await;
+        }
+    }
+
+    /// Releases everything the channel holds: its consumers are cancelled and its
+    /// unacked messages requeued, by the queues themselves.
+    pub(crate) async fn release(&mut self, connection: crate::connection::events::ConnectionId) {
+        self.consumers.clear();
+        for queue in self.touched.drain(..) {
+            queue
+                .send(Command::ChannelClosed {
+                    connection,
+                    channel: self.id,
+                })
+                .await;
         }
     }
 }

@@ -6,9 +6,12 @@
 //! the socket is writable; reading pauses while that buffer is over its high-water
 //! mark, which is how a client that does not read is slowed down.
 
+mod deliver;
+pub(crate) mod events;
 mod handshake;
 mod heartbeat;
 pub(crate) mod outbound;
+mod permissions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,9 +29,15 @@ use warren_codec::{
     Method,
 };
 
+use tokio::sync::mpsc;
+
+use crate::auth::{AuthenticatedUser, Permissions};
 use crate::broker::Broker;
 use crate::channel::Channel;
 use crate::error::{ConnectionError, Error, Reply};
+use crate::vhost::Vhost;
+use events::{ConnectionHandle, Event};
+use handshake::ClientInfo;
 use handshake::{HandshakeError, Negotiated};
 use heartbeat::{Beat, Heartbeat};
 use outbound::Outbound;
@@ -75,7 +84,11 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
             close_during_handshake(&mut frames, &mut writer, &e).await;
             return;
         }
-        Ok(Err(_)) => return,
+        Ok(Err(HandshakeError::Io(e))) => {
+            debug!(%peer, error = %e, "socket failed during the handshake");
+            return;
+        }
+        Ok(Err(HandshakeError::WrongProtocol)) => return,
         Err(_) => {
             warn!(%peer, "handshake timed out");
             return;
@@ -89,9 +102,20 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
         name = negotiated.client.connection_name.as_deref().unwrap_or(""),
         "connection opened"
     );
-    let mut connection = Connection::new(broker, peer, negotiated, frames, writer);
+    let vhost = broker.vhosts.get(&negotiated.vhost).cloned();
+    let permissions = broker
+        .users
+        .permissions(negotiated.user.name(), &negotiated.vhost)
+        .cloned();
+    let (Some(vhost), Some(permissions)) = (vhost, permissions) else {
+        // The handshake checked both; a config without them cannot get here.
+        return;
+    };
+    let mut connection =
+        Connection::new(broker, peer, negotiated, vhost, permissions, frames, writer);
     let reason = connection.run().await;
-    info!(%peer, user = connection.user_name(), vhost = %connection.vhost, %reason, "connection closed");
+    connection.release().await;
+    info!(%peer, user = connection.user.name(), vhost = connection.vhost.name(), %reason, "connection closed");
 }
 
 /// Sends connection.close for a failed handshake and waits briefly for close-ok, so the
@@ -130,17 +154,25 @@ enum State {
     Done,
 }
 
-struct Connection {
-    broker: Arc<Broker>,
+/// One client connection: the socket, the channels, and what the handshake settled.
+pub(crate) struct Connection {
+    pub(crate) broker: Arc<Broker>,
     peer: SocketAddr,
-    user: crate::auth::AuthenticatedUser,
-    vhost: String,
+    pub(crate) user: AuthenticatedUser,
+    pub(crate) vhost: Arc<Vhost>,
+    pub(crate) permissions: Permissions,
+    client: ClientInfo,
+    /// How queues reach this connection.
+    pub(crate) handle: ConnectionHandle,
+    events: mpsc::UnboundedReceiver<Event>,
     channel_max: u16,
     frames: FramedRead<OwnedReadHalf, FrameCodec>,
     writer: OwnedWriteHalf,
-    out: Outbound,
+    pub(crate) out: Outbound,
     heartbeat: Heartbeat,
-    channels: HashMap<u16, Channel>,
+    pub(crate) channels: HashMap<u16, Channel>,
+    /// Some channel has confirms to send.
+    pub(crate) confirms_dirty: bool,
     state: State,
     close_reason: String,
 }
@@ -150,27 +182,38 @@ impl Connection {
         broker: Arc<Broker>,
         peer: SocketAddr,
         n: Negotiated,
+        vhost: Arc<Vhost>,
+        permissions: Permissions,
         frames: FramedRead<OwnedReadHalf, FrameCodec>,
         writer: OwnedWriteHalf,
     ) -> Self {
+        let (handle, events) = ConnectionHandle::new();
         Connection {
             broker,
             peer,
             user: n.user,
-            vhost: n.vhost,
+            vhost,
+            permissions,
+            client: n.client,
+            handle,
+            events,
             channel_max: n.channel_max,
             frames,
             writer,
             out: Outbound::new(n.frame_max),
             heartbeat: Heartbeat::new(n.heartbeat),
             channels: HashMap::new(),
+            confirms_dirty: false,
             state: State::Open,
             close_reason: String::from("client closed"),
         }
     }
 
-    fn user_name(&self) -> &str {
-        self.user.name()
+    /// The open channel `ch`; its absence here is a bug, reported as 541.
+    pub(crate) fn channel(&mut self, ch: u16) -> Result<&mut Channel, Error> {
+        self.channels
+            .get_mut(&ch)
+            .ok_or_else(|| ConnectionError::internal_error(format!("channel {ch} vanished")).into())
     }
 
     /// Runs until the connection ends; returns why.
@@ -197,17 +240,21 @@ impl Connection {
                 }
                 frame = self.frames.next(), if reading => {
                     let Some(frame) = frame else { return "client closed the socket".into() };
-                    self.on_frame(frame);
+                    self.on_frame(frame).await;
                     for _ in 0..READ_BATCH {
                         if self.state == State::Done || self.out.is_full() {
                             break;
                         }
                         match self.frames.next().now_or_never() {
-                            Some(Some(frame)) => self.on_frame(frame),
+                            Some(Some(frame)) => self.on_frame(frame).await,
                             Some(None) => return "client closed the socket".into(),
                             None => break,
                         }
                     }
+                }
+                Some(event) = self.events.recv(), if reading => {
+                    self.on_event(event).await;
+                    self.drain_events().await;
                 }
                 beat = self.heartbeat.tick() => match beat {
                     Beat::Idle => {}
@@ -219,6 +266,9 @@ impl Connection {
                 },
                 _ = closing_timer => return "no close-ok in time".into(),
             }
+            if self.confirms_dirty {
+                self.flush_confirms();
+            }
             if self.state == State::Closing && close_deadline.is_none() {
                 close_deadline = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
             }
@@ -229,7 +279,7 @@ impl Connection {
         std::mem::take(&mut self.close_reason)
     }
 
-    fn on_frame(&mut self, frame: Result<Frame, CodecError>) {
+    async fn on_frame(&mut self, frame: Result<Frame, CodecError>) {
         self.heartbeat.read();
         let frame = match frame {
             Ok(frame) => frame,
@@ -270,7 +320,7 @@ impl Connection {
             Frame::Heartbeat => Ok(()),
             Frame::Method { channel: 0, method } => self.on_connection_method(method),
             Frame::Method { .. } | Frame::Header { .. } | Frame::Body { .. } => {
-                self.on_channel_frame(frame)
+                self.on_channel_frame(frame).await
             }
         };
         if let Err(e) = result {
@@ -298,15 +348,15 @@ impl Connection {
                 self.out.method(0, ConnectionUpdateSecretOk::default());
                 Ok(())
             }
-            other => Err(ConnectionError::command_invalid(format!(
-                "unexpected method '{}' on channel 0",
-                other.name()
-            ))
+            // RabbitMQ's code and text for a non-connection method on channel 0.
+            other => Err(ConnectionError::channel_error(
+                "unexpected method in connection state running",
+            )
             .in_method(other.class_id(), other.method_id())),
         }
     }
 
-    fn on_channel_frame(&mut self, frame: Frame) -> Result<(), ConnectionError> {
+    async fn on_channel_frame(&mut self, frame: Frame) -> Result<(), ConnectionError> {
         let id = frame.channel();
         if id == 0 {
             return Err(ConnectionError::unexpected_frame(
@@ -337,20 +387,35 @@ impl Connection {
             ..
         } = frame
         {
-            self.channels.remove(&id);
+            if let Some(mut channel) = self.channels.remove(&id) {
+                channel.release(self.handle.id).await;
+            }
             self.out.method(id, ChannelCloseOk::default());
             return Ok(());
         }
-        match channel.on_frame(frame, &mut self.out) {
+        match self.dispatch(id, frame).await {
             Ok(()) => Ok(()),
             Err(Error::Channel(e)) => {
                 debug!(peer = %self.peer, channel = id, error = %e, "channel error");
                 self.out.method(id, e.close_method());
-                channel.start_closing();
+                if let Some(channel) = self.channels.get_mut(&id) {
+                    channel.start_closing();
+                    channel.release(self.handle.id).await;
+                }
                 Ok(())
             }
             Err(Error::Connection(e)) => Err(e),
         }
+    }
+
+    /// Gives back everything the connection held: its channels' consumers and
+    /// unacked messages, and its exclusive queues.
+    async fn release(&mut self) {
+        for (_, mut channel) in self.channels.drain() {
+            channel.release(self.handle.id).await;
+        }
+        self.handle.close();
+        self.vhost.connection_closed(self.handle.id).await;
     }
 
     fn open_channel(&mut self, id: u16, frame: Frame) -> Result<(), ConnectionError> {

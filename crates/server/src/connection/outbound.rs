@@ -1,7 +1,7 @@
 //! The connection's write buffer: frames are encoded here and flushed in batches.
 
 use bytes::BytesMut;
-use warren_codec::{ContentHeader, Frame, Method, encode_content};
+use warren_codec::{Frame, Method, encode_content_raw};
 
 /// Encoded frames waiting for the socket, and the frame-max they are split at.
 pub(crate) struct Outbound {
@@ -26,15 +26,22 @@ impl Outbound {
         Frame::method(channel, method).encode(&mut self.buf);
     }
 
-    /// Appends a content-bearing method with its header and body frames.
-    pub(crate) fn content(
+    /// Appends a content-bearing method whose properties are already encoded.
+    pub(crate) fn content_raw(
         &mut self,
         channel: u16,
         method: &Method,
-        header: &ContentHeader,
+        properties: &[u8],
         body: &[u8],
     ) {
-        encode_content(&mut self.buf, channel, method, header, body, self.frame_max);
+        encode_content_raw(
+            &mut self.buf,
+            channel,
+            method,
+            properties,
+            body,
+            self.frame_max,
+        );
     }
 
     pub(crate) fn heartbeat(&mut self) {

@@ -1,0 +1,153 @@
+//! An exchange: its declared properties and its bindings, indexed for its type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warren_codec::FieldTable;
+
+use crate::binding::{Binding, Destination};
+
+/// The routing algorithm of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    /// Exact routing-key match.
+    Direct,
+    /// Every binding matches.
+    Fanout,
+}
+
+impl ExchangeKind {
+    /// The type name used in exchange.declare, or None for a type not supported.
+    pub fn parse(name: &str) -> Option<ExchangeKind> {
+        match name {
+            "direct" => Some(ExchangeKind::Direct),
+            "fanout" => Some(ExchangeKind::Fanout),
+            _ => None,
+        }
+    }
+
+    /// The type name as declared.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+        }
+    }
+}
+
+/// The declared properties of an exchange: what a redeclare must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeSpec {
+    /// Name.
+    pub name: Arc<str>,
+    /// Type.
+    pub kind: ExchangeKind,
+    /// Survives restarts.
+    pub durable: bool,
+    /// Deleted when its last binding goes.
+    pub auto_delete: bool,
+    /// Only reachable through bindings, not by publishing.
+    pub internal: bool,
+    /// Declare arguments.
+    pub arguments: FieldTable,
+}
+
+impl ExchangeSpec {
+    /// A non-durable exchange with no arguments.
+    pub fn new(name: &str, kind: ExchangeKind) -> Self {
+        ExchangeSpec {
+            name: name.into(),
+            kind,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: FieldTable::new(),
+        }
+    }
+}
+
+/// An exchange and its bindings.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    spec: ExchangeSpec,
+    bindings: Vec<Binding>,
+    /// Direct exchanges: routing key → indexes into `bindings`, for O(1) routing.
+    by_key: HashMap<Arc<str>, Vec<usize>>,
+}
+
+impl Exchange {
+    pub(crate) fn new(spec: ExchangeSpec) -> Self {
+        Exchange {
+            spec,
+            bindings: Vec::new(),
+            by_key: HashMap::new(),
+        }
+    }
+
+    /// The declared properties.
+    pub fn spec(&self) -> &ExchangeSpec {
+        &self.spec
+    }
+
+    /// The bindings, in the order they were made.
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+
+    /// Adds a binding; false when an equal one exists.
+    pub(crate) fn bind(&mut self, binding: Binding) -> bool {
+        if self.bindings.contains(&binding) {
+            return false;
+        }
+        if self.spec.kind == ExchangeKind::Direct {
+            let index = self.bindings.len();
+            self.by_key
+                .entry(binding.routing_key.clone())
+                .or_default()
+                .push(index);
+        }
+        self.bindings.push(binding);
+        true
+    }
+
+    /// Removes bindings matching `keep == false`; returns how many went.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&Binding) -> bool) -> usize {
+        let before = self.bindings.len();
+        self.bindings.retain(keep);
+        let removed = before - self.bindings.len();
+        if removed > 0 {
+            self.reindex();
+        }
+        removed
+    }
+
+    fn reindex(&mut self) {
+        self.by_key.clear();
+        if self.spec.kind == ExchangeKind::Direct {
+            for (i, b) in self.bindings.iter().enumerate() {
+                self.by_key
+                    .entry(b.routing_key.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+
+    /// The destinations whose bindings match the routing key.
+    pub(crate) fn matches<'a>(
+        &'a self,
+        routing_key: &str,
+    ) -> Box<dyn Iterator<Item = &'a Destination> + 'a> {
+        match self.spec.kind {
+            ExchangeKind::Fanout => Box::new(self.bindings.iter().map(|b| &b.destination)),
+            ExchangeKind::Direct => Box::new(
+                self.by_key
+                    .get(routing_key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&i| self.bindings.get(i))
+                    .map(|b| &b.destination),
+            ),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Publisher confirms for one channel: sequence numbers, and acks batched with
+//! `multiple` where a run of confirmed numbers is contiguous.
+
+use std::collections::BTreeMap;
+
+/// Tracks confirm-mode publishes until every queue they were routed to took them.
+#[derive(Debug, Default)]
+pub(crate) struct Confirms {
+    last_seq: u64,
+    /// seq → queues still to confirm.
+    pending: BTreeMap<u64, u32>,
+    acked: Vec<u64>,
+    nacked: Vec<u64>,
+}
+
+/// One basic.ack or basic.nack to send.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) seq: u64,
+    pub(crate) multiple: bool,
+    pub(crate) ack: bool,
+}
+
+impl Confirms {
+    /// Numbers the next publish, which must be confirmed by `queues` queues (0:
+    /// confirmed at once, as for an unroutable message).
+    pub(crate) fn publish(&mut self, queues: u32) -> u64 {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        if queues == 0 {
+            self.acked.push(seq);
+        } else {
+            self.pending.insert(seq, queues);
+        }
+        seq
+    }
+
+    /// A queue took (or refused) publish `seq`. A refusal nacks it at once.
+    pub(crate) fn on_queue_result(&mut self, seq: u64, ack: bool) {
+        let Some(left) = self.pending.get_mut(&seq) else {
+            return;
+        };
+        if !ack {
+            self.pending.remove(&seq);
+            self.nacked.push(seq);
+            return;
+        }
+        *left -= 1;
+        if *left == 0 {
+            self.pending.remove(&seq);
+            self.acked.push(seq);
+        }
+    }
+
+    /// The replies for everything settled since the last call: nacks one by one, then
+    /// one `multiple` ack for the confirmed run below the oldest pending publish, then
+    /// single acks for the rest.
+    pub(crate) fn drain(&mut self) -> Vec<Reply> {
+        let mut replies: Vec<Reply> = self
+            .nacked
+            .drain(..)
+            .map(|seq| Reply {
+                seq,
+                multiple: false,
+                ack: false,
+            })
+            .collect();
+        if self.acked.is_empty() {
+            return replies;
+        }
+        self.acked.sort_unstable();
+        let horizon = self
+            .pending
+            .first_key_value()
+            .map_or(u64::MAX, |(seq, _)| *seq);
+        let below = self.acked.partition_point(|&seq| seq < horizon);
+        if below > 1 {
+            replies.push(Reply {
+                seq: self.acked[below - 1],
+                multiple: true,
+                ack: true,
+            });
+        } else if below == 1 {
+            replies.push(Reply {
+                seq: self.acked[0],
+                multiple: false,
+                ack: true,
+            });
+        }
+        replies.extend(self.acked[below..].iter().map(|&seq| Reply {
+            seq,
+            multiple: false,
+            ack: true,
+        }));
+        self.acked.clear();
+        replies
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(seq: u64, multiple: bool) -> Reply {
+        Reply {
+            seq,
+            multiple,
+            ack: true,
+        }
+    }
+
+    #[test]
+    fn contiguous_run_is_one_multiple_ack() {
+        let mut c = Confirms::default();
+        for _ in 0..5 {
+            c.publish(1);
+        }
+        for seq in 1..=5 {
+            c.on_queue_result(seq, true);
+        }
+        assert_eq!(c.drain(), [ack(5, true)]);
+        assert_eq!(c.drain(), []);
+    }
+
+    #[test]
+    fn confirms_past_a_pending_publish_go_one_by_one() {
+        let mut c = Confirms::default();
+        for _ in 0..4 {
+            c.publish(1);
+        }
+        c.on_queue_result(1, true);
+        c.on_queue_result(3, true);
+        c.on_queue_result(4, true);
+        assert_eq!(c.drain(), [ack(1, false), ack(3, false), ack(4, false)]);
+        c.on_queue_result(2, true);
+        assert_eq!(c.drain(), [ack(2, false)]);
+    }
+
+    #[test]
+    fn fan_out_waits_for_every_queue_and_unroutable_confirms_at_once() {
+        let mut c = Confirms::default();
+        assert_eq!(c.publish(2), 1);
+        assert_eq!(c.publish(0), 2);
+        assert_eq!(c.drain(), [ack(2, false)]);
+        c.on_queue_result(1, true);
+        assert_eq!(c.drain(), []);
+        c.on_queue_result(1, true);
+        assert_eq!(c.drain(), [ack(1, false)]);
+    }
+
+    #[test]
+    fn refusal_nacks() {
+        let mut c = Confirms::default();
+        c.publish(2);
+        c.on_queue_result(1, false);
+        c.on_queue_result(1, true);
+        assert_eq!(
+            c.drain(),
+            [Reply {
+                seq: 1,
+                multiple: false,
+                ack: false
+            }]
+        );
+    }
+}

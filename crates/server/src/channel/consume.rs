@@ -1,0 +1,180 @@
+//! basic.qos, basic.consume, basic.cancel, basic.get, basic.recover.
+
+use warren_codec::{
+    BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicGet, BasicGetEmpty, BasicGetOk,
+    BasicQos, BasicQosOk, BasicRecoverOk, Method,
+};
+
+use crate::channel::unacked::Pending;
+use crate::connection::Connection;
+use crate::error::{ConnectionError, Error};
+use crate::names;
+use crate::queue::{Command, ConsumerSpec, Settle};
+
+impl Connection {
+    pub(crate) async fn handle_basic_qos(&mut self, ch: u16, m: BasicQos) -> Result<(), Error> {
+        if m.prefetch_size != 0 {
+            return Err(ConnectionError::not_implemented(format!(
+                "prefetch_size!=0 ({})",
+                m.prefetch_size
+            ))
+            .into());
+        }
+        let channel = self.channel(ch)?;
+        if m.global {
+            if channel.gate.set_limit(u32::from(m.prefetch_count)) {
+                channel.resume_queues().await;
+            }
+        } else {
+            channel.prefetch = m.prefetch_count;
+        }
+        self.out.method(ch, BasicQosOk::default());
+        Ok(())
+    }
+
+    pub(crate) async fn handle_basic_consume(
+        &mut self,
+        ch: u16,
+        m: BasicConsume,
+    ) -> Result<(), Error> {
+        let name = self.queue_name(ch, &m.queue)?;
+        self.check_read("queue", &name)?;
+        let queue = self.vhost.queue(&name)?;
+        queue.check_owner(self.handle.id)?;
+        let tag = if m.consumer_tag.is_empty() {
+            names::generated("amq.ctag-")
+        } else {
+            m.consumer_tag.clone()
+        };
+        let connection = self.handle.clone();
+        let channel = self.channel(ch)?;
+        if channel.consumers.contains_key(&tag) {
+            return Err(ConnectionError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            ))
+            .into());
+        }
+        let spec = ConsumerSpec {
+            tag: tag.clone(),
+            connection,
+            channel: ch,
+            gate: channel.gate.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            prefetch: channel.prefetch,
+        };
+        // Registered before the queue can deliver, so its first delivery finds it.
+        channel.consumers.insert(tag.clone(), queue.clone());
+        channel.touch(&queue);
+        let result = queue
+            .ask(|reply| Command::Consume {
+                consumer: spec,
+                reply,
+            })
+            .await
+            .unwrap_or_else(|| Err(self.vhost.no_queue(&name)));
+        if let Err(e) = result {
+            self.channel(ch)?.consumers.remove(&tag);
+            return Err(e.into());
+        }
+        if !m.no_wait {
+            self.out.method(ch, BasicConsumeOk { consumer_tag: tag });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn handle_basic_cancel(
+        &mut self,
+        ch: u16,
+        m: BasicCancel,
+    ) -> Result<(), Error> {
+        let queue = self.channel(ch)?.consumers.get(&m.consumer_tag).cloned();
+        if let Some(queue) = queue {
+            let (connection, tag) = (self.handle.id, m.consumer_tag.clone());
+            queue
+                .ask(|reply| Command::Cancel {
+                    connection,
+                    channel: ch,
+                    tag,
+                    reply,
+                })
+                .await;
+            // Deliveries the queue sent before it saw the cancel are in our mailbox:
+            // they go out before cancel-ok, after which the consumer gets nothing.
+            self.drain_events().await;
+            self.channel(ch)?.consumers.remove(&m.consumer_tag);
+        }
+        // Cancelling an unknown tag is not an error, as in RabbitMQ.
+        if !m.no_wait {
+            self.out.method(
+                ch,
+                BasicCancelOk {
+                    consumer_tag: m.consumer_tag,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn handle_basic_get(&mut self, ch: u16, m: BasicGet) -> Result<(), Error> {
+        let name = self.queue_name(ch, &m.queue)?;
+        self.check_read("queue", &name)?;
+        let queue = self.vhost.queue(&name)?;
+        queue.check_owner(self.handle.id)?;
+        let (connection, no_ack) = (self.handle.id, m.no_ack);
+        let got = queue
+            .ask(|reply| Command::Get {
+                connection,
+                channel: ch,
+                no_ack,
+                reply,
+            })
+            .await
+            .ok_or_else(|| self.vhost.no_queue(&name))?;
+        let Some(got) = got else {
+            self.out.method(ch, BasicGetEmpty::default());
+            return Ok(());
+        };
+        let channel = self.channel(ch)?;
+        channel.touch(&queue);
+        let delivery_tag = if no_ack {
+            channel.unacked.skip()
+        } else {
+            channel.unacked.push(Pending {
+                queue,
+                message_id: got.entry.id,
+                counted: false,
+            })
+        };
+        let message = got.entry.message;
+        let method = Method::BasicGetOk(BasicGetOk {
+            delivery_tag,
+            redelivered: got.entry.redelivered,
+            exchange: message.exchange.clone(),
+            routing_key: message.routing_key.clone(),
+            message_count: got.remaining,
+        });
+        self.out
+            .content_raw(ch, &method, &message.properties, &message.body);
+        Ok(())
+    }
+
+    /// basic.recover and recover-async: every unacked message goes back to its queue.
+    pub(crate) async fn handle_basic_recover(
+        &mut self,
+        ch: u16,
+        requeue: bool,
+        reply: bool,
+    ) -> Result<(), Error> {
+        if !requeue {
+            // As RabbitMQ: redelivering to the same consumer is not supported.
+            return Err(ConnectionError::not_implemented("requeue=false").into());
+        }
+        let pending = self.channel(ch)?.unacked.take_through(0);
+        self.settle(ch, pending, Settle::Requeue).await?;
+        if reply {
+            self.out.method(ch, BasicRecoverOk::default());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! Routes a channel's frames to their handlers.
+
+use warren_codec::{ChannelFlowOk, Frame, Method};
+
+use crate::connection::Connection;
+use crate::error::{ConnectionError, Error};
+
+impl Connection {
+    /// Handles a frame for an open channel (not channel.open / channel.close).
+    pub(crate) async fn dispatch(&mut self, ch: u16, frame: Frame) -> Result<(), Error> {
+        let max_size = self.broker.config.limits.max_message_size;
+        let channel = self.channel(ch)?;
+        match frame {
+            Frame::Method { method, .. } => {
+                if !channel.assembler.is_idle() {
+                    return Err(ConnectionError::unexpected_frame(
+                        "expected content header for class 60, got non content header frame instead",
+                    )
+                    .in_method(method.class_id(), method.method_id())
+                    .into());
+                }
+                let (class_id, method_id) = (method.class_id(), method.method_id());
+                self.on_method(ch, method)
+                    .await
+                    .map_err(|e| e.in_method(class_id, method_id))
+            }
+            Frame::Header { header, .. } => match channel.assembler.header(header, max_size)? {
+                Some(publication) => self.publish(ch, publication).await,
+                None => Ok(()),
+            },
+            Frame::Body { body, .. } => match channel.assembler.body(body)? {
+                Some(publication) => self.publish(ch, publication).await,
+                None => Ok(()),
+            },
+            Frame::Heartbeat => Ok(()),
+        }
+    }
+
+    async fn on_method(&mut self, ch: u16, method: Method) -> Result<(), Error> {
+        match method {
+            Method::ChannelOpen(_) => Err(ConnectionError::channel_error(format!(
+                "second 'channel.open' seen on channel {ch}"
+            ))
+            .into()),
+            Method::ChannelFlow(flow) => {
+                let channel = self.channel(ch)?;
+                let resumed = channel.gate.set_flow(flow.active);
+                if resumed {
+                    channel.resume_queues().await;
+                }
+                self.out.method(
+                    ch,
+                    ChannelFlowOk {
+                        active: flow.active,
+                    },
+                );
+                Ok(())
+            }
+            Method::ExchangeDeclare(m) => self.handle_exchange_declare(ch, m),
+            Method::ExchangeDelete(m) => self.handle_exchange_delete(ch, m),
+            Method::QueueDeclare(m) => self.handle_queue_declare(ch, m).await,
+            Method::QueueBind(m) => self.handle_queue_bind(ch, m),
+            Method::QueueUnbind(m) => self.handle_queue_unbind(ch, m),
+            Method::QueuePurge(m) => self.handle_queue_purge(ch, m).await,
+            Method::QueueDelete(m) => self.handle_queue_delete(ch, m).await,
+            Method::BasicQos(m) => self.handle_basic_qos(ch, m).await,
+            Method::BasicConsume(m) => self.handle_basic_consume(ch, m).await,
+            Method::BasicCancel(m) => self.handle_basic_cancel(ch, m).await,
+            Method::BasicPublish(m) => self.handle_basic_publish(ch, m),
+            Method::BasicGet(m) => self.handle_basic_get(ch, m).await,
+            Method::BasicAck(m) => self.handle_basic_ack(ch, m).await,
+            Method::BasicNack(m) => self.handle_basic_nack(ch, m).await,
+            Method::BasicReject(m) => self.handle_basic_reject(ch, m).await,
+            Method::BasicRecover(m) => self.handle_basic_recover(ch, m.requeue, true).await,
+            Method::BasicRecoverAsync(m) => self.handle_basic_recover(ch, m.requeue, false).await,
+            Method::TxSelect(_) => self.handle_tx_select(ch),
+            Method::TxCommit(_) => self.handle_tx_commit(ch).await,
+            Method::TxRollback(_) => self.handle_tx_rollback(ch),
+            Method::ConfirmSelect(m) => self.handle_confirm_select(ch, m),
+            Method::ExchangeBind(_) | Method::ExchangeUnbind(_) => {
+                Err(ConnectionError::not_implemented(format!(
+                    "'{}' is not implemented yet",
+                    method.name()
+                ))
+                .into())
+            }
+            other => Err(ConnectionError::command_invalid(format!(
+                "unexpected method '{}' from a client",
+                other.name()
+            ))
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! basic.publish: check, route, hand to queues, return or confirm.
+
+use std::sync::Arc;
+
+use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode};
+
+use crate::channel::assembler::Publication;
+use crate::connection::Connection;
+use crate::error::{ChannelError, ConnectionError, Error};
+use crate::message::Message;
+use crate::queue::{Command, ConfirmTo, QueueHandle};
+
+/// A message routed and ready to enqueue (now, or at tx.commit).
+pub(crate) struct Routed {
+    pub(crate) message: Arc<Message>,
+    pub(crate) queues: Vec<QueueHandle>,
+    pub(crate) mandatory: bool,
+}
+
+impl Connection {
+    pub(crate) fn handle_basic_publish(&mut self, ch: u16, m: BasicPublish) -> Result<(), Error> {
+        if m.immediate {
+            return Err(ConnectionError::not_implemented("immediate=true").into());
+        }
+        let exchange = if m.exchange.is_empty() {
+            "amq.default"
+        } else {
+            m.exchange.as_str()
+        };
+        self.check_write("exchange", exchange)?;
+        self.channel(ch)?.assembler.start(m);
+        Ok(())
+    }
+
+    /// A publish whose content is complete.
+    pub(crate) async fn publish(&mut self, ch: u16, p: Publication) -> Result<(), Error> {
+        let failed = |e: ChannelError| Error::from(e.in_method(60, 40));
+        if let Some(user_id) = &p.header.properties().user_id
+            && user_id.as_str() != self.user.name()
+        {
+            return Err(failed(ChannelError::precondition_failed(format!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                self.user.name()
+            ))));
+        }
+        let exchange = p.publish.exchange.as_str();
+        let snapshot = self.vhost.snapshot();
+        if let Some(x) = snapshot.topology.exchange(exchange)
+            && x.spec().internal
+        {
+            return Err(failed(ChannelError::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.vhost.name()
+            ))));
+        }
+        let queues = self
+            .vhost
+            .route(&snapshot, exchange, &p.publish.routing_key)
+            .map_err(failed)?;
+        drop(snapshot);
+        let routed = Routed {
+            message: Arc::new(Message {
+                exchange: p.publish.exchange,
+                routing_key: p.publish.routing_key,
+                properties: p.header.raw_properties(),
+                body: p.body,
+            }),
+            queues,
+            mandatory: p.publish.mandatory,
+        };
+        let channel = self.channel(ch)?;
+        if let Some(tx) = &mut channel.tx {
+            tx.publishes.push(routed);
+            return Ok(());
+        }
+        self.enqueue(ch, routed).await
+    }
+
+    /// Hands a routed message to its queues, or returns it when it had none and the
+    /// publisher asked (mandatory).
+    pub(crate) async fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<(), Error> {
+        let Routed {
+            message,
+            queues,
+            mandatory,
+        } = routed;
+        if queues.is_empty() && mandatory {
+            let method = Method::BasicReturn(BasicReturn {
+                reply_code: ReplyCode::NoRoute.code(),
+                reply_text: "NO_ROUTE".into(),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+            });
+            self.out
+                .content_raw(ch, &method, &message.properties, &message.body);
+        }
+        let channel = self.channel(ch)?;
+        let queue_count = u32::try_from(queues.len()).unwrap_or(u32::MAX);
+        let seq = channel.confirms.as_mut().map(|c| c.publish(queue_count));
+        if seq.is_some() {
+            self.confirms_dirty = true;
+        }
+        for queue in queues {
+            let confirm = seq.map(|seq| ConfirmTo {
+                connection: self.handle.clone(),
+                channel: ch,
+                seq,
+            });
+            let sent = queue
+                .send(Command::Publish {
+                    message: message.clone(),
+                    confirm,
+                })
+                .await;
+            // A queue deleted since routing: the message was routed, as RabbitMQ
+            // counts it, so it is confirmed.
+            if !sent && let Some(seq) = seq {
+                if let Some(c) = self.channel(ch)?.confirms.as_mut() {
+                    c.on_queue_result(seq, true);
+                }
+            }
+        }
+        Ok(())
+    }
+}

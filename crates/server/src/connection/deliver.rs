@@ -1,0 +1,127 @@
+//! Events from queues: deliveries to write, confirms to batch, consumers cancelled.
+
+use warren_codec::{BasicAck, BasicCancel, BasicDeliver, BasicNack, Method};
+
+use crate::channel::unacked::Pending;
+use crate::connection::Connection;
+use crate::connection::events::{Delivery, Event};
+use crate::queue::{Command, Settle};
+
+/// Events handled per wake-up before the socket is written.
+const EVENT_BATCH: usize = 256;
+
+impl Connection {
+    pub(crate) async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Deliver(delivery) => self.deliver(delivery).await,
+            Event::Confirm { channel, seq, ack } => {
+                if let Some(confirms) = self
+                    .channels
+                    .get_mut(&channel)
+                    .and_then(|c| c.confirms.as_mut())
+                {
+                    confirms.on_queue_result(seq, ack);
+                    self.confirms_dirty = true;
+                }
+            }
+            Event::ConsumerCancelled {
+                channel,
+                consumer_tag,
+            } => {
+                let Some(c) = self.channels.get_mut(&channel) else {
+                    return;
+                };
+                if c.consumers.remove(&consumer_tag).is_some() && self.client.consumer_cancel_notify
+                {
+                    self.out.method(
+                        channel,
+                        BasicCancel {
+                            consumer_tag,
+                            no_wait: true,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Handles the events already waiting, up to a batch.
+    pub(crate) async fn drain_events(&mut self) {
+        for _ in 0..EVENT_BATCH {
+            match self.events.try_recv() {
+                Ok(event) => self.on_event(event).await,
+                Err(_) => break,
+            }
+        }
+    }
+
+    async fn deliver(&mut self, d: Delivery) {
+        let live = self
+            .channels
+            .get_mut(&d.channel)
+            .filter(|c| !c.is_closing() && c.consumers.contains_key(&d.consumer_tag));
+        let Some(channel) = live else {
+            // The consumer went while this was in flight: the message goes back.
+            if !d.no_ack {
+                if let Some(c) = self.channels.get(&d.channel) {
+                    c.gate.release(1);
+                }
+                d.queue
+                    .send(Command::Settle {
+                        ids: vec![d.message_id],
+                        how: Settle::Requeue,
+                    })
+                    .await;
+            }
+            return;
+        };
+        let delivery_tag = if d.no_ack {
+            channel.unacked.skip()
+        } else {
+            channel.unacked.push(Pending {
+                queue: d.queue,
+                message_id: d.message_id,
+                counted: true,
+            })
+        };
+        let method = Method::BasicDeliver(BasicDeliver {
+            consumer_tag: d.consumer_tag,
+            delivery_tag,
+            redelivered: d.redelivered,
+            exchange: d.message.exchange.clone(),
+            routing_key: d.message.routing_key.clone(),
+        });
+        self.out
+            .content_raw(d.channel, &method, &d.message.properties, &d.message.body);
+    }
+
+    /// Writes the acks and nacks every confirm-mode channel has ready.
+    pub(crate) fn flush_confirms(&mut self) {
+        self.confirms_dirty = false;
+        for (id, channel) in &mut self.channels {
+            let Some(confirms) = channel.confirms.as_mut() else {
+                continue;
+            };
+            for reply in confirms.drain() {
+                if reply.ack {
+                    self.out.method(
+                        *id,
+                        BasicAck {
+                            delivery_tag: reply.seq,
+                            multiple: reply.multiple,
+                        },
+                    );
+                } else {
+                    self.out.method(
+                        *id,
+                        BasicNack {
+                            delivery_tag: reply.seq,
+                            multiple: reply.multiple,
+                            requeue: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! What queues send to a connection: deliveries and publisher confirms.
+//!
+//! Queues never wait on a connection (that could deadlock against a connection waiting
+//! on a full queue mailbox), so the mailbox is unbounded and deliveries are bounded
+//! another way: each carries a permit from the connection's delivery semaphore, given
+//! back once the delivery is encoded. A queue without a permit parks that consumer and
+//! waits for one in its own loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use warren_codec::ShortStr;
+
+use crate::message::Message;
+use crate::queue::QueueHandle;
+
+/// Deliveries a connection may have in its mailbox, not yet encoded, across all queues.
+const DELIVERY_CREDIT: usize = 512;
+
+/// Identifies a connection for the life of the broker.
+pub(crate) type ConnectionId = u64;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How queues reach a connection. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ConnectionHandle {
+    pub(crate) id: ConnectionId,
+    events: mpsc::UnboundedSender<Event>,
+    credit: Arc<Semaphore>,
+}
+
+impl ConnectionHandle {
+    pub(crate) fn new() -> (ConnectionHandle, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let handle = ConnectionHandle {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            events,
+            credit: Arc::new(Semaphore::new(DELIVERY_CREDIT)),
+        };
+        (handle, rx)
+    }
+
+    /// A delivery permit if one is free right now.
+    pub(crate) fn try_permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.credit.clone().try_acquire_owned().ok()
+    }
+
+    /// Waits for a delivery permit; None once the connection is gone.
+    pub(crate) async fn permit(self) -> (ConnectionId, Option<OwnedSemaphorePermit>) {
+        (self.id, self.credit.acquire_owned().await.ok())
+    }
+
+    /// Sends an event; false when the connection has gone.
+    pub(crate) fn send(&self, event: Event) -> bool {
+        self.events.send(event).is_ok()
+    }
+
+    /// Closes the semaphore so queues stop waiting on a finished connection.
+    pub(crate) fn close(&self) {
+        self.credit.close();
+    }
+}
+
+/// A message for a consumer.
+pub(crate) struct Delivery {
+    pub(crate) channel: u16,
+    pub(crate) consumer_tag: ShortStr,
+    pub(crate) queue: QueueHandle,
+    /// The queue's id for the message, echoed back in acks.
+    pub(crate) message_id: u64,
+    pub(crate) message: Arc<Message>,
+    pub(crate) redelivered: bool,
+    pub(crate) no_ack: bool,
+    /// Returned to the connection's credit when this delivery is dropped.
+    pub(crate) _permit: OwnedSemaphorePermit,
+}
+
+/// Something a queue tells a connection.
+pub(crate) enum Event {
+    /// Deliver a message.
+    Deliver(Delivery),
+    /// A queue has taken (`ack`) or refused a published message.
+    Confirm { channel: u16, seq: u64, ack: bool },
+    /// The queue of a consumer was deleted: send basic.cancel if the client wants it.
+    ConsumerCancelled {
+        channel: u16,
+        consumer_tag: ShortStr,
+    },
+}

@@ -1,0 +1,207 @@
+//! Queues. Each queue is an actor: one task owns its messages, consumers and unacked
+//! deliveries, and channels talk to it through a bounded mailbox ([`QueueHandle`]).
+//! A full mailbox slows the publishing connection, which is how backpressure reaches
+//! a publisher. The queue itself never waits on anyone (see `connection::events`).
+
+mod actor;
+mod consumers;
+mod ready;
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::{mpsc, oneshot};
+use warren_codec::{FieldTable, ShortStr};
+
+use crate::channel::gate::ChannelGate;
+use crate::connection::events::{ConnectionHandle, ConnectionId};
+use crate::error::ChannelError;
+use crate::message::Message;
+use crate::vhost::Vhost;
+
+pub(crate) use ready::Entry;
+
+/// Commands a queue's mailbox holds before senders wait.
+const MAILBOX: usize = 1024;
+
+/// What a queue was declared with: fixed for its life.
+#[derive(Debug)]
+pub(crate) struct QueueInfo {
+    pub(crate) name: ShortStr,
+    /// The vhost's name, for error texts.
+    pub(crate) vhost: Arc<str>,
+    pub(crate) durable: bool,
+    /// The connection that owns an exclusive queue.
+    pub(crate) exclusive_owner: Option<ConnectionId>,
+    pub(crate) auto_delete: bool,
+    pub(crate) arguments: FieldTable,
+}
+
+/// A channel's way to a queue. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct QueueHandle {
+    pub(crate) info: Arc<QueueInfo>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for QueueHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueueHandle({})", self.info.name)
+    }
+}
+
+impl QueueHandle {
+    /// Sends a command, waiting for mailbox room; false if the queue has gone.
+    pub(crate) async fn send(&self, command: Command) -> bool {
+        self.tx.send(command).await.is_ok()
+    }
+
+    /// Asks something and waits for the answer; None if the queue has gone.
+    pub(crate) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(make(reply)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// True when both handles lead to the same queue.
+    pub(crate) fn same(&self, other: &QueueHandle) -> bool {
+        Arc::ptr_eq(&self.info, &other.info)
+    }
+
+    /// Checks that `connection` may use this queue: an exclusive queue belongs to the
+    /// connection that declared it (405 otherwise).
+    pub(crate) fn check_owner(&self, connection: ConnectionId) -> Result<(), ChannelError> {
+        match self.info.exclusive_owner {
+            Some(owner) if owner != connection => Err(ChannelError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. \
+                 It could be originally declared on another connection or the exclusive \
+                 property value does not match that of the original declaration.",
+                self.info.name, self.info.vhost
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A consumer as the queue keeps it.
+pub(crate) struct ConsumerSpec {
+    pub(crate) tag: ShortStr,
+    pub(crate) connection: ConnectionHandle,
+    pub(crate) channel: u16,
+    pub(crate) gate: Arc<ChannelGate>,
+    pub(crate) no_ack: bool,
+    pub(crate) exclusive: bool,
+    /// Per-consumer prefetch (basic.qos global = false); 0 = no limit.
+    pub(crate) prefetch: u16,
+}
+
+/// What settling a delivery does with the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// Done with it: remove.
+    Ack,
+    /// Put it back for redelivery.
+    Requeue,
+    /// Rejected without requeue: remove (dead-lettering comes with its own issue).
+    Discard,
+}
+
+/// A message taken by basic.get.
+pub(crate) struct Got {
+    pub(crate) entry: Entry,
+    /// Ready messages left after this one.
+    pub(crate) remaining: u32,
+}
+
+/// Who to tell once a published message is safely enqueued.
+pub(crate) struct ConfirmTo {
+    pub(crate) connection: ConnectionHandle,
+    pub(crate) channel: u16,
+    pub(crate) seq: u64,
+}
+
+/// The messages a queue's mailbox carries.
+pub(crate) enum Command {
+    Publish {
+        message: Arc<Message>,
+        confirm: Option<ConfirmTo>,
+    },
+    Consume {
+        consumer: ConsumerSpec,
+        reply: oneshot::Sender<Result<(), ChannelError>>,
+    },
+    Cancel {
+        connection: ConnectionId,
+        channel: u16,
+        tag: ShortStr,
+        reply: oneshot::Sender<()>,
+    },
+    Settle {
+        ids: Vec<u64>,
+        how: Settle,
+    },
+    Get {
+        connection: ConnectionId,
+        channel: u16,
+        no_ack: bool,
+        reply: oneshot::Sender<Option<Got>>,
+    },
+    Purge {
+        reply: oneshot::Sender<u32>,
+    },
+    Delete {
+        if_unused: bool,
+        if_empty: bool,
+        reply: oneshot::Sender<Result<u32, ChannelError>>,
+    },
+    /// Ready messages and consumers, for declare-ok.
+    Counts {
+        reply: oneshot::Sender<(u32, u32)>,
+    },
+    /// A channel closed: drop its consumers, requeue what it had not acked.
+    ChannelClosed {
+        connection: ConnectionId,
+        channel: u16,
+    },
+    /// A channel's window or flow opened up: try delivering again.
+    Resume,
+    /// Stop now (the vhost removed the queue).
+    Shutdown,
+}
+
+#[cfg(test)]
+impl QueueInfo {
+    /// A plain queue, for tests.
+    pub(crate) fn named(name: &str) -> Self {
+        QueueInfo {
+            name: name.into(),
+            vhost: "/".into(),
+            durable: false,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        }
+    }
+}
+
+/// A handle whose queue task does not run, for tests of channel bookkeeping.
+#[cfg(test)]
+pub(crate) fn test_handle(info: Arc<QueueInfo>) -> QueueHandle {
+    let (tx, _rx) = mpsc::channel(1);
+    QueueHandle { info, tx }
+}
+
+/// Starts a queue's task.
+pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>) -> QueueHandle {
+    let (tx, rx) = mpsc::channel(MAILBOX);
+    let handle = QueueHandle {
+        info: Arc::new(info),
+        tx,
+    };
+    tokio::spawn(actor::Queue::new(handle.clone(), vhost).run(rx));
+    handle
+}

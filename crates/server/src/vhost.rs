@@ -1,0 +1,306 @@
+//! A virtual host: its exchanges, bindings and queues.
+//!
+//! The vhost is the single writer of its topology. Writers take a short std mutex
+//! (never held across `.await`; topology changes are rare and quick), build the next
+//! [`Snapshot`] and publish it; publishers load the current snapshot without locking.
+//! A change is published before its -ok is sent, so a publish right after bind-ok
+//! sees the binding.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use arc_swap::ArcSwap;
+use warren_codec::{FieldTable, ShortStr};
+use warren_routing::{Destination, ExchangeKind, ExchangeSpec, RoutingError, Topology};
+
+use crate::connection::events::ConnectionId;
+use crate::error::ChannelError;
+use crate::queue::{self, Command, QueueHandle, QueueInfo};
+
+/// What publishers route against: immutable once published.
+#[derive(Clone, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) topology: Topology,
+    pub(crate) queues: HashMap<Arc<str>, QueueHandle>,
+}
+
+/// A queue.declare's request, after name checks.
+pub(crate) struct QueueDeclare {
+    pub(crate) name: ShortStr,
+    pub(crate) durable: bool,
+    pub(crate) exclusive: bool,
+    pub(crate) auto_delete: bool,
+    pub(crate) arguments: FieldTable,
+}
+
+pub(crate) struct Vhost {
+    name: Arc<str>,
+    this: Weak<Vhost>,
+    /// Serialises writers; the state itself is the published snapshot.
+    writer: Mutex<()>,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+/// The exchanges every vhost has from the start.
+const PREDECLARED: [(&str, ExchangeKind); 2] = [
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+];
+
+impl Vhost {
+    pub(crate) fn new(name: &str) -> Arc<Vhost> {
+        let mut topology = Topology::new();
+        for (exchange, kind) in PREDECLARED {
+            let mut spec = ExchangeSpec::new(exchange, kind);
+            spec.durable = true;
+            // A fresh topology has no exchange to clash with.
+            let _ = topology.declare(spec);
+        }
+        Arc::new_cyclic(|this| Vhost {
+            name: name.into(),
+            this: this.clone(),
+            writer: Mutex::new(()),
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                topology,
+                queues: HashMap::new(),
+            }),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current snapshot, for routing and lookups.
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// Runs `change` on a copy of the current snapshot and publishes the result.
+    fn update<T>(&self, change: impl FnOnce(&mut Snapshot) -> T) -> T {
+        // Poisoning only means a writer panicked mid-change; the snapshot it was
+        // building was never published, so the lock's data (nothing) is still fine.
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = Snapshot::clone(&self.snapshot.load());
+        let result = change(&mut next);
+        self.snapshot.store(Arc::new(next));
+        result
+    }
+
+    fn routing_error(&self, e: RoutingError) -> ChannelError {
+        match e {
+            RoutingError::ExchangeNotFound(name) => {
+                ChannelError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+            }
+            RoutingError::Inequivalent {
+                exchange,
+                field,
+                received,
+                current,
+            } => ChannelError::precondition_failed(format!(
+                "inequivalent arg '{field}' for exchange '{exchange}' in vhost '{}': \
+                 received '{received}' but current is '{current}'",
+                self.name
+            )),
+            RoutingError::DefaultExchange => ChannelError::access_refused(format!(
+                "operation not permitted on the default exchange in vhost '{}'",
+                self.name
+            )),
+            RoutingError::InUse(name) => ChannelError::precondition_failed(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )),
+        }
+    }
+
+    pub(crate) fn declare_exchange(&self, spec: ExchangeSpec) -> Result<(), ChannelError> {
+        self.update(|s| s.topology.declare(spec).map(|_| ()))
+            .map_err(|e| self.routing_error(e))
+    }
+
+    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), ChannelError> {
+        self.update(|s| s.topology.delete(name, if_unused))
+            .map_err(|e| self.routing_error(e))
+    }
+
+    /// Declares a queue, or finds the existing one and checks it matches. Returns the
+    /// handle and whether it was created.
+    pub(crate) fn declare_queue(
+        &self,
+        declare: QueueDeclare,
+        connection: ConnectionId,
+    ) -> Result<(QueueHandle, bool), ChannelError> {
+        self.update(|s| {
+            if let Some(existing) = s.queues.get(declare.name.as_str()) {
+                existing.check_owner(connection)?;
+                self.check_equivalent(existing, &declare)?;
+                return Ok((existing.clone(), false));
+            }
+            let info = QueueInfo {
+                name: declare.name.clone(),
+                vhost: self.name.clone(),
+                durable: declare.durable,
+                exclusive_owner: declare.exclusive.then_some(connection),
+                auto_delete: declare.auto_delete,
+                arguments: declare.arguments,
+            };
+            let handle = queue::spawn(info, self.this.clone());
+            s.queues
+                .insert(declare.name.as_str().into(), handle.clone());
+            Ok((handle, true))
+        })
+    }
+
+    fn check_equivalent(
+        &self,
+        queue: &QueueHandle,
+        wanted: &QueueDeclare,
+    ) -> Result<(), ChannelError> {
+        let info = &queue.info;
+        let differ = |field: &str, received: String, current: String| {
+            Err(ChannelError::precondition_failed(format!(
+                "inequivalent arg '{field}' for queue '{}' in vhost '{}': \
+                 received '{received}' but current is '{current}'",
+                info.name, self.name
+            )))
+        };
+        if info.durable != wanted.durable {
+            return differ(
+                "durable",
+                wanted.durable.to_string(),
+                info.durable.to_string(),
+            );
+        }
+        let exclusive = info.exclusive_owner.is_some();
+        if exclusive != wanted.exclusive {
+            return differ(
+                "exclusive",
+                wanted.exclusive.to_string(),
+                exclusive.to_string(),
+            );
+        }
+        if info.auto_delete != wanted.auto_delete {
+            return differ(
+                "auto_delete",
+                wanted.auto_delete.to_string(),
+                info.auto_delete.to_string(),
+            );
+        }
+        for (key, value) in wanted.arguments.iter() {
+            if info.arguments.get(key) != Some(value) {
+                return differ(
+                    key,
+                    format!("{value:?}"),
+                    info.arguments
+                        .get(key)
+                        .map_or_else(|| "none".to_owned(), |v| format!("{v:?}")),
+                );
+            }
+        }
+        for (key, value) in info.arguments.iter() {
+            if wanted.arguments.get(key).is_none() {
+                return differ(key, "none".to_owned(), format!("{value:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The queue named `name`, or 404.
+    pub(crate) fn queue(&self, name: &str) -> Result<QueueHandle, ChannelError> {
+        self.snapshot()
+            .queues
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.no_queue(name))
+    }
+
+    pub(crate) fn no_queue(&self, name: &str) -> ChannelError {
+        ChannelError::not_found(format!("no queue '{name}' in vhost '{}'", self.name))
+    }
+
+    /// Removes a queue and its bindings (called by the queue itself as it stops).
+    pub(crate) fn remove_queue(&self, queue: &QueueHandle) {
+        let name: &str = &queue.info.name;
+        self.update(|s| {
+            if s.queues.get(name).is_some_and(|q| q.same(queue)) {
+                s.queues.remove(name);
+                s.topology
+                    .remove_bindings_to(&Destination::Queue(name.into()));
+            }
+        });
+    }
+
+    /// Deletes the exclusive queues of a connection that closed.
+    pub(crate) async fn connection_closed(&self, connection: ConnectionId) {
+        let owned: Vec<QueueHandle> = self
+            .snapshot()
+            .queues
+            .values()
+            .filter(|q| q.info.exclusive_owner == Some(connection))
+            .cloned()
+            .collect();
+        for queue in owned {
+            self.remove_queue(&queue);
+            queue.send(Command::Shutdown).await;
+        }
+    }
+
+    pub(crate) fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), ChannelError> {
+        self.update(|s| {
+            if !s.queues.contains_key(queue) {
+                return Err(self.no_queue(queue));
+            }
+            s.topology
+                .bind_queue(exchange, queue, routing_key, arguments)
+                .map(|_| ())
+                .map_err(|e| self.routing_error(e))
+        })
+    }
+
+    pub(crate) fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), ChannelError> {
+        self.update(|s| {
+            if !s.queues.contains_key(queue) {
+                return Err(self.no_queue(queue));
+            }
+            s.topology
+                .unbind(
+                    exchange,
+                    &Destination::Queue(queue.into()),
+                    routing_key,
+                    arguments,
+                )
+                .map(|_| ())
+                .map_err(|e| self.routing_error(e))
+        })
+    }
+
+    /// The queues a message goes to. 404 for an unknown exchange; an empty list when
+    /// nothing matched.
+    pub(crate) fn route(
+        &self,
+        snapshot: &Snapshot,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<Vec<QueueHandle>, ChannelError> {
+        let names = snapshot
+            .topology
+            .route(exchange, routing_key)
+            .map_err(|e| self.routing_error(e))?;
+        Ok(names
+            .iter()
+            .filter_map(|name| snapshot.queues.get(name).cloned())
+            .collect())
+    }
+}
