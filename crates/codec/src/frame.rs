@@ -4,7 +4,7 @@
 //! 7-byte header first and checks the size against frame-max before waiting for the
 //! payload, so an oversized frame is refused without buffering it.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use nom::Parser;
 use nom::number::streaming::{be_u8, be_u16, be_u32};
 
@@ -210,12 +210,16 @@ pub fn decode_frame(src: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
         src.reserve((total - src.len()).min(MAX_RESERVE));
         return Ok(None);
     }
-    let frame = src.split_to(total).freeze();
-    let end = frame[total - 1];
+    // Trimmed in place before freezing: slicing a frozen frame would cost a
+    // reference-count increment and decrement per frame.
+    let mut payload = src.split_to(total);
+    let end = payload[total - 1];
     if end != FRAME_END {
         return Err(DecodeError::BadFrameEnd(end).into());
     }
-    let payload = frame.slice(7..total - 1);
+    payload.truncate(total - 1);
+    payload.advance(7);
+    let payload = payload.freeze();
     let in_channel = |error: DecodeError| FrameError {
         error,
         channel,

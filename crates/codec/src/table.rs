@@ -11,6 +11,14 @@ use crate::wire::{Reader, Writer, long_len};
 /// nest thousands of levels and exhaust the decoder's stack.
 const MAX_DEPTH: usize = 64;
 
+/// Capacity to start a table's or array's vector with, guessed from its byte length and
+/// a typical encoded size per item (a short key, a type letter and a small value). Growing
+/// from empty reallocates and copies several times for a table of a dozen entries; the
+/// cap bounds what a large frame can make us reserve before any item has been read.
+fn capacity_hint(bytes: usize, typical_item: usize) -> usize {
+    (bytes / typical_item).min(64)
+}
+
 /// One value in a field table or array, tagged on the wire by a type letter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
@@ -125,9 +133,12 @@ impl FieldValue {
             },
             b'S' => FieldValue::LongStr(r.long_str()?),
             b'x' => FieldValue::Bytes(r.long_str()?),
-            b'A' => FieldValue::Array(decode_array(&r.long_str()?, depth + 1)?),
+            b'A' => FieldValue::Array(decode_array(r.nested("field array")?, depth + 1)?),
             b'T' => FieldValue::Timestamp(r.u64()?),
-            b'F' => FieldValue::Table(FieldTable::decode_body(&r.long_str()?, depth + 1)?),
+            b'F' => FieldValue::Table(FieldTable::decode_body(
+                r.nested("field table")?,
+                depth + 1,
+            )?),
             b'V' => FieldValue::Void,
             other => return Err(DecodeError::UnknownFieldType(char::from(other))),
         })
@@ -195,12 +206,11 @@ impl From<FieldTable> for FieldValue {
     }
 }
 
-fn decode_array(bytes: &Bytes, depth: usize) -> Result<Vec<FieldValue>, DecodeError> {
+fn decode_array(mut r: Reader<'_>, depth: usize) -> Result<Vec<FieldValue>, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError::TooDeep);
     }
-    let mut r = Reader::new(bytes, "field array");
-    let mut values = Vec::new();
+    let mut values = Vec::with_capacity(capacity_hint(r.remaining(), 5));
     while r.remaining() > 0 {
         values.push(FieldValue::decode(&mut r, depth)?);
     }
@@ -270,15 +280,15 @@ impl FieldTable {
 
     /// Decodes a table's entries (without the leading length).
     pub fn decode_entries(bytes: &Bytes) -> Result<FieldTable, DecodeError> {
-        FieldTable::decode_body(bytes, 0)
+        FieldTable::decode_body(Reader::new(bytes, "field table"), 0)
     }
 
-    pub(crate) fn decode_body(bytes: &Bytes, depth: usize) -> Result<FieldTable, DecodeError> {
+    /// Decodes the entries `r` is bounded to.
+    pub(crate) fn decode_body(mut r: Reader<'_>, depth: usize) -> Result<FieldTable, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::TooDeep);
         }
-        let mut r = Reader::new(bytes, "field table");
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(capacity_hint(r.remaining(), 8));
         while r.remaining() > 0 {
             let key = r.short_str()?;
             let value = FieldValue::decode(&mut r, depth)?;

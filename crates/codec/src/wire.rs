@@ -5,23 +5,26 @@
 //! Strings and byte fields are returned as slices of the payload's `Bytes`: no copies.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
 
 use crate::error::DecodeError;
 use crate::short_str::ShortStr;
 use crate::table::FieldTable;
 
-/// Reads fields from one payload. Consecutive bits share an octet, low bit first.
+/// Reads fields from one payload, or from a length-delimited part of it (a field table
+/// or array inside it). Consecutive bits share an octet, low bit first.
+///
+/// Invariant: `pos <= end <= buf.len()`. A nested table is read by a reader bounded to
+/// its bytes rather than over a `Bytes` slice of them: slicing costs a reference-count
+/// increment and decrement, on the hot path of every content header.
 pub(crate) struct Reader<'a> {
     buf: &'a Bytes,
     pos: usize,
+    end: usize,
     /// The octet holding pending bits and the index of the next bit in it (8 = none left).
     bits: u8,
     bit_index: u8,
     what: &'static str,
 }
-
-type NomResult<'a, T> = nom::IResult<&'a [u8], T, ()>;
 
 impl<'a> Reader<'a> {
     /// A reader over `buf`; `what` names the payload in error messages.
@@ -29,6 +32,7 @@ impl<'a> Reader<'a> {
         Reader {
             buf,
             pos: 0,
+            end: buf.len(),
             bits: 0,
             bit_index: 8,
             what,
@@ -40,34 +44,48 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
+        self.end.saturating_sub(self.pos)
     }
 
-    fn number<T>(
-        &mut self,
-        parse: impl Fn(&'a [u8]) -> NomResult<'a, T>,
-    ) -> Result<T, DecodeError> {
+    /// The next `len` bytes as a range of `buf`, consumed.
+    fn range(&mut self, len: usize) -> Result<(usize, usize), DecodeError> {
         self.bit_index = 8;
-        let input = self.buf.get(self.pos..).unwrap_or_default();
-        let (rest, value) = parse(input).map_err(|_| DecodeError::Truncated(self.what))?;
-        self.pos += input.len() - rest.len();
-        Ok(value)
+        let start = self.pos;
+        let end = start
+            .checked_add(len)
+            .filter(|end| *end <= self.end)
+            .ok_or(DecodeError::Truncated(self.what))?;
+        self.pos = end;
+        Ok((start, end))
+    }
+
+    /// The next `N` bytes, consumed. Plain slicing rather than nom: the reader runs for
+    /// every field of every frame, and this compiles to a bounds check and a load.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        self.bit_index = 8;
+        let bytes = self
+            .buf
+            .get(self.pos..self.end)
+            .and_then(<[u8]>::first_chunk::<N>)
+            .ok_or(DecodeError::Truncated(self.what))?;
+        self.pos += N;
+        Ok(*bytes)
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        self.number(be_u8)
+        Ok(self.array::<1>()?[0])
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        self.number(be_u16)
+        self.array().map(u16::from_be_bytes)
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        self.number(be_u32)
+        self.array().map(u32::from_be_bytes)
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        self.number(be_u64)
+        self.array().map(u64::from_be_bytes)
     }
 
     pub(crate) fn bit(&mut self) -> Result<bool, DecodeError> {
@@ -82,31 +100,43 @@ impl<'a> Reader<'a> {
 
     /// `len` bytes as a shared slice.
     pub(crate) fn bytes(&mut self, len: usize) -> Result<Bytes, DecodeError> {
-        self.bit_index = 8;
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|end| *end <= self.buf.len())
-            .ok_or(DecodeError::Truncated(self.what))?;
-        let slice = self.buf.slice(self.pos..end);
-        self.pos = end;
-        Ok(slice)
+        let (start, end) = self.range(len)?;
+        Ok(self.buf.slice(start..end))
     }
 
     pub(crate) fn short_str(&mut self) -> Result<ShortStr, DecodeError> {
         let len = self.u8()?;
-        ShortStr::from_bytes(self.bytes(usize::from(len))?)
+        let (start, end) = self.range(usize::from(len))?;
+        ShortStr::from_bytes(self.buf.slice(start..end))
+    }
+
+    fn long_len(&mut self) -> Result<usize, DecodeError> {
+        let len = self.u32()?;
+        usize::try_from(len).map_err(|_| DecodeError::Truncated(self.what))
     }
 
     pub(crate) fn long_str(&mut self) -> Result<Bytes, DecodeError> {
-        let len = self.u32()?;
-        let len = usize::try_from(len).map_err(|_| DecodeError::Truncated(self.what))?;
+        let len = self.long_len()?;
         self.bytes(len)
     }
 
+    /// A reader over the next long-string-delimited part (a table or an array), consumed;
+    /// `what` names that part in its errors.
+    pub(crate) fn nested(&mut self, what: &'static str) -> Result<Reader<'a>, DecodeError> {
+        let len = self.long_len()?;
+        let (start, end) = self.range(len)?;
+        Ok(Reader {
+            buf: self.buf,
+            pos: start,
+            end,
+            bits: 0,
+            bit_index: 8,
+            what,
+        })
+    }
+
     pub(crate) fn table(&mut self) -> Result<FieldTable, DecodeError> {
-        let bytes = self.long_str()?;
-        FieldTable::decode_body(&bytes, 0)
+        FieldTable::decode_body(self.nested("field table")?, 0)
     }
 
     /// Fails when bytes are left over after the last field.

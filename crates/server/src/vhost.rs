@@ -102,10 +102,9 @@ impl Vhost {
                  received '{received}' but current is '{current}'",
                 self.name
             )),
-            RoutingError::DefaultExchange => ChannelError::access_refused(format!(
-                "operation not permitted on the default exchange in vhost '{}'",
-                self.name
-            )),
+            RoutingError::DefaultExchange => {
+                ChannelError::access_refused("operation not permitted on the default exchange")
+            }
             RoutingError::InUse(name) => ChannelError::precondition_failed(format!(
                 "exchange '{name}' in vhost '{}' in use",
                 self.name

@@ -66,7 +66,7 @@ impl ChannelGate {
     /// Sets the channel-wide window; true when it grew (queues should try again).
     pub(crate) fn set_limit(&self, limit: u32) -> bool {
         let old = self.limit.swap(limit, Ordering::AcqRel);
-        limit == 0 && old != 0 || limit > old && old != 0
+        old != 0 && (limit == 0 || limit > old)
     }
 
     /// Pauses or resumes deliveries; true when resumed.

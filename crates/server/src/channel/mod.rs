@@ -5,6 +5,7 @@
 //! connection's write buffer, vhost and identity as well as the channel.
 
 mod ack;
+pub(crate) mod arguments;
 pub(crate) mod assembler;
 pub(crate) mod confirms;
 mod consume;

@@ -114,10 +114,11 @@ impl Connection {
                 .await;
             // A queue deleted since routing: the message was routed, as RabbitMQ
             // counts it, so it is confirmed.
-            if !sent && let Some(seq) = seq {
-                if let Some(c) = self.channel(ch)?.confirms.as_mut() {
-                    c.on_queue_result(seq, true);
-                }
+            if !sent
+                && let Some(seq) = seq
+                && let Some(c) = self.channel(ch)?.confirms.as_mut()
+            {
+                c.on_queue_result(seq, true);
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use warren_codec::{
 };
 use warren_routing::{ExchangeKind, ExchangeSpec};
 
+use crate::channel::arguments;
 use crate::connection::Connection;
 use crate::error::{ChannelError, ConnectionError, Error};
 use crate::names;
@@ -22,9 +23,9 @@ impl Connection {
         let name = m.exchange.as_str();
         let vhost = self.vhost.name();
         if name.is_empty() && !m.passive {
-            return Err(ChannelError::access_refused(format!(
-                "operation not permitted on the default exchange in vhost '{vhost}'"
-            ))
+            return Err(ChannelError::access_refused(
+                "operation not permitted on the default exchange",
+            )
             .into());
         }
         let exists = name.is_empty() || self.vhost.snapshot().topology.exchange(name).is_some();
@@ -38,7 +39,7 @@ impl Connection {
         } else {
             self.check_configure("exchange", name)?;
             let kind = ExchangeKind::parse(&m.kind).ok_or_else(|| {
-                ConnectionError::command_invalid(format!("unknown exchange type '{}'", m.kind))
+                ConnectionError::command_invalid(format!("invalid exchange type '{}'", m.kind))
             })?;
             if !exists && names::is_reserved(name) {
                 return Err(names::reserved("exchange", name).into());
@@ -64,9 +65,15 @@ impl Connection {
         m: ExchangeDelete,
     ) -> Result<(), Error> {
         let name = m.exchange.as_str();
-        if name.is_empty() || names::is_reserved(name) {
+        if name.is_empty() {
+            return Err(ChannelError::access_refused(
+                "operation not permitted on the default exchange",
+            )
+            .into());
+        }
+        if names::is_reserved(name) {
             return Err(ChannelError::access_refused(format!(
-                "operation not permitted on exchange '{name}' in vhost '{}'",
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
                 self.vhost.name()
             ))
             .into());
@@ -101,6 +108,7 @@ impl Connection {
                 return Err(names::reserved("queue", &name).into());
             }
             self.check_configure("queue", &name)?;
+            arguments::check_queue(&m.arguments)?;
             self.vhost.declare_queue(
                 QueueDeclare {
                     name: name.clone(),

@@ -13,6 +13,11 @@ const EVENT_BATCH: usize = 256;
 impl Connection {
     pub(crate) async fn on_event(&mut self, event: Event) {
         match event {
+            Event::Batch(events) => {
+                for event in events {
+                    Box::pin(self.on_event(event)).await;
+                }
+            }
             Event::Deliver(delivery) => self.deliver(delivery).await,
             Event::Confirm { channel, seq, ack } => {
                 if let Some(confirms) = self

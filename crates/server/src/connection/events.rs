@@ -88,4 +88,6 @@ pub(crate) enum Event {
         channel: u16,
         consumer_tag: ShortStr,
     },
+    /// Several events from one queue's wake-up, in order.
+    Batch(Vec<Event>),
 }

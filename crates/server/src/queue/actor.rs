@@ -16,7 +16,7 @@ use tracing::debug;
 use warren_codec::ShortStr;
 
 use crate::channel::gate::ChannelGate;
-use crate::connection::events::{ConnectionId, Delivery, Event};
+use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event};
 use crate::error::ChannelError;
 use crate::queue::consumers::{Consumer, Consumers};
 use crate::queue::ready::{Entry, Ready};
@@ -53,6 +53,9 @@ pub(crate) struct Queue {
     waits: FuturesUnordered<BoxFuture<'static, (ConnectionId, Option<OwnedSemaphorePermit>)>>,
     /// Permits obtained but not used yet.
     permits: HashMap<ConnectionId, OwnedSemaphorePermit>,
+    /// Events for connections, sent as one batch per connection per wake-up: one
+    /// wake of the connection task for many deliveries and confirms.
+    outbox: Vec<(ConnectionHandle, Vec<Event>)>,
 }
 
 impl Queue {
@@ -67,6 +70,7 @@ impl Queue {
             starved: HashSet::new(),
             waits: FuturesUnordered::new(),
             permits: HashMap::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -104,7 +108,9 @@ impl Queue {
                 }
             }
             self.deliver();
+            self.flush_outbox();
         }
+        self.flush_outbox();
         self.finish(rx).await;
     }
 
@@ -119,11 +125,14 @@ impl Queue {
                     redelivered: false,
                 });
                 if let Some(c) = confirm {
-                    c.connection.send(Event::Confirm {
-                        channel: c.channel,
-                        seq: c.seq,
-                        ack: true,
-                    });
+                    self.post(
+                        &c.connection,
+                        Event::Confirm {
+                            channel: c.channel,
+                            seq: c.seq,
+                            ack: true,
+                        },
+                    );
                 }
             }
             Command::Consume { consumer, reply } => {
@@ -315,7 +324,28 @@ impl Queue {
                 no_ack,
                 _permit: permit,
             };
-            if !connection.send(Event::Deliver(delivery)) {
+            self.post(&connection, Event::Deliver(delivery));
+        }
+    }
+
+    /// Queues an event for a connection until the end of this wake-up.
+    fn post(&mut self, connection: &ConnectionHandle, event: Event) {
+        match self.outbox.iter_mut().find(|(c, _)| c.id == connection.id) {
+            Some((_, events)) => events.push(event),
+            None => self.outbox.push((connection.clone(), vec![event])),
+        }
+    }
+
+    fn flush_outbox(&mut self) {
+        for (connection, mut events) in std::mem::take(&mut self.outbox) {
+            let event = match events.len() {
+                1 => events.pop(),
+                _ => Some(Event::Batch(events)),
+            };
+            if let Some(event) = event
+                && !connection.send(event)
+            {
+                // Its deliveries are still unacked here: they go back to ready.
                 self.connection_gone(connection.id);
             }
         }

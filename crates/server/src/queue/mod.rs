@@ -205,3 +205,6 @@ pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>) -> QueueHandle {
     tokio::spawn(actor::Queue::new(handle.clone(), vhost).run(rx));
     handle
 }
+
+#[cfg(test)]
+mod tests;

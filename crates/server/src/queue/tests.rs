@@ -1,0 +1,349 @@
+//! Queue actor tests: the real task, driven through its mailbox, observed through a
+//! connection's event stream. A property test checks publish / get / settle / purge
+//! sequences against a plain model.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::channel::gate::ChannelGate;
+use crate::connection::events::{ConnectionHandle, Event};
+
+fn message(n: u32) -> Arc<Message> {
+    Arc::new(Message {
+        exchange: "".into(),
+        routing_key: "q".into(),
+        properties: Bytes::from_static(&[0, 0]),
+        body: Bytes::from(n.to_be_bytes().to_vec()),
+    })
+}
+
+fn number(m: &Message) -> u32 {
+    u32::from_be_bytes(m.body[..4].try_into().unwrap())
+}
+
+fn queue() -> QueueHandle {
+    spawn(QueueInfo::named("q"), Weak::new())
+}
+
+async fn publish(q: &QueueHandle, n: u32) {
+    assert!(
+        q.send(Command::Publish {
+            message: message(n),
+            confirm: None
+        })
+        .await
+    );
+}
+
+async fn get(q: &QueueHandle, no_ack: bool) -> Option<Got> {
+    q.ask(|reply| Command::Get {
+        connection: 1,
+        channel: 1,
+        no_ack,
+        reply,
+    })
+    .await
+    .unwrap()
+}
+
+fn consumer(
+    conn: &ConnectionHandle,
+    tag: &str,
+    prefetch: u16,
+    gate: Arc<ChannelGate>,
+) -> ConsumerSpec {
+    ConsumerSpec {
+        tag: tag.into(),
+        connection: conn.clone(),
+        channel: 1,
+        gate,
+        no_ack: false,
+        exclusive: false,
+        prefetch,
+    }
+}
+
+async fn consume(q: &QueueHandle, spec: ConsumerSpec) -> Result<(), ChannelError> {
+    q.ask(|reply| Command::Consume {
+        consumer: spec,
+        reply,
+    })
+    .await
+    .unwrap()
+}
+
+/// Deliveries that have arrived, flattening batches. On the current-thread test
+/// runtime the queue task runs a whole wake-up (handle, deliver, flush) without
+/// yielding, so once the Counts reply is in, so are the deliveries before it.
+async fn deliveries(
+    q: &QueueHandle,
+    rx: &mut mpsc::UnboundedReceiver<Event>,
+) -> Vec<(String, u32, u64, bool)> {
+    q.ask(|reply| Command::Counts { reply }).await.unwrap();
+    let mut out = Vec::new();
+    let mut pending: VecDeque<Event> = VecDeque::new();
+    while let Ok(e) = rx.try_recv() {
+        pending.push_back(e);
+    }
+    while let Some(e) = pending.pop_front() {
+        match e {
+            Event::Batch(events) => {
+                for (i, e) in events.into_iter().enumerate() {
+                    pending.insert(i, e);
+                }
+            }
+            Event::Deliver(d) => out.push((
+                d.consumer_tag.to_string(),
+                number(&d.message),
+                d.message_id,
+                d.redelivered,
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn get_returns_messages_in_publish_order_with_remaining_count() {
+    let q = queue();
+    for n in 0..3 {
+        publish(&q, n).await;
+    }
+    let first = get(&q, true).await.unwrap();
+    assert_eq!((number(&first.entry.message), first.remaining), (0, 2));
+    assert_eq!(number(&get(&q, true).await.unwrap().entry.message), 1);
+    assert_eq!(number(&get(&q, true).await.unwrap().entry.message), 2);
+    assert!(get(&q, true).await.is_none());
+}
+
+#[tokio::test]
+async fn prefetch_limits_unacked_deliveries_per_consumer() {
+    let q = queue();
+    let (conn, mut rx) = ConnectionHandle::new();
+    consume(&q, consumer(&conn, "c", 3, Arc::new(ChannelGate::new())))
+        .await
+        .unwrap();
+    for n in 0..10 {
+        publish(&q, n).await;
+    }
+    let got = deliveries(&q, &mut rx).await;
+    assert_eq!(got.iter().map(|d| d.1).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(
+        q.send(Command::Settle {
+            ids: vec![got[0].2],
+            how: Settle::Ack
+        })
+        .await
+    );
+    let more = deliveries(&q, &mut rx).await;
+    assert_eq!(more.iter().map(|d| d.1).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
+async fn channel_window_spans_consumers() {
+    let q = queue();
+    let (conn, mut rx) = ConnectionHandle::new();
+    let gate = Arc::new(ChannelGate::new());
+    gate.set_limit(2);
+    consume(&q, consumer(&conn, "a", 0, gate.clone()))
+        .await
+        .unwrap();
+    consume(&q, consumer(&conn, "b", 0, gate.clone()))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        publish(&q, n).await;
+    }
+    assert_eq!(deliveries(&q, &mut rx).await.len(), 2);
+}
+
+#[tokio::test]
+async fn consumers_are_served_round_robin() {
+    let q = queue();
+    let (conn, mut rx) = ConnectionHandle::new();
+    let gate = Arc::new(ChannelGate::new());
+    consume(&q, consumer(&conn, "a", 0, gate.clone()))
+        .await
+        .unwrap();
+    consume(&q, consumer(&conn, "b", 0, gate.clone()))
+        .await
+        .unwrap();
+    for n in 0..6 {
+        publish(&q, n).await;
+    }
+    let tags: Vec<String> = deliveries(&q, &mut rx)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(tags, ["a", "b", "a", "b", "a", "b"]);
+}
+
+#[tokio::test]
+async fn requeued_messages_come_back_first_and_marked_redelivered() {
+    let q = queue();
+    for n in 0..3 {
+        publish(&q, n).await;
+    }
+    let a = get(&q, false).await.unwrap();
+    let b = get(&q, false).await.unwrap();
+    assert!(
+        q.send(Command::Settle {
+            ids: vec![b.entry.id, a.entry.id],
+            how: Settle::Requeue
+        })
+        .await
+    );
+    let order: Vec<(u32, bool)> = [
+        get(&q, true).await,
+        get(&q, true).await,
+        get(&q, true).await,
+    ]
+    .into_iter()
+    .map(|g| g.unwrap())
+    .map(|g| (number(&g.entry.message), g.entry.redelivered))
+    .collect();
+    assert_eq!(order, [(0, true), (1, true), (2, false)]);
+}
+
+#[tokio::test]
+async fn closing_a_channel_requeues_its_unacked_and_drops_its_consumers() {
+    let q = queue();
+    let (conn, mut rx) = ConnectionHandle::new();
+    consume(&q, consumer(&conn, "c", 0, Arc::new(ChannelGate::new())))
+        .await
+        .unwrap();
+    publish(&q, 7).await;
+    assert_eq!(deliveries(&q, &mut rx).await.len(), 1);
+    assert!(
+        q.send(Command::ChannelClosed {
+            connection: conn.id,
+            channel: 1
+        })
+        .await
+    );
+    let counts = q.ask(|reply| Command::Counts { reply }).await;
+    assert_eq!(counts, Some((1, 0)));
+    let again = get(&q, true).await.unwrap();
+    assert!(again.entry.redelivered);
+}
+
+#[tokio::test]
+async fn exclusive_consumer_is_alone() {
+    let q = queue();
+    let (conn, _rx) = ConnectionHandle::new();
+    let gate = Arc::new(ChannelGate::new());
+    consume(&q, consumer(&conn, "a", 0, gate.clone()))
+        .await
+        .unwrap();
+    let mut exclusive = consumer(&conn, "b", 0, gate.clone());
+    exclusive.exclusive = true;
+    let err = consume(&q, exclusive).await.unwrap_err();
+    assert_eq!(err.code().code(), 403);
+}
+
+#[tokio::test]
+async fn delete_checks_if_unused_and_if_empty() {
+    let q = queue();
+    publish(&q, 1).await;
+    let refused = q
+        .ask(|reply| Command::Delete {
+            if_unused: false,
+            if_empty: true,
+            reply,
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.map_err(|e| e.code().code()), Err(406));
+    let deleted = q
+        .ask(|reply| Command::Delete {
+            if_unused: true,
+            if_empty: false,
+            reply,
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, Ok(1));
+    assert!(q.ask(|reply| Command::Counts { reply }).await.is_none());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Publish,
+    Get { no_ack: bool },
+    AckOldest,
+    RequeueNewest,
+    Purge,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::Publish),
+        2 => any::<bool>().prop_map(|no_ack| Op::Get { no_ack }),
+        1 => Just(Op::AckOldest),
+        1 => Just(Op::RequeueNewest),
+        1 => Just(Op::Purge),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn queue_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let q = queue();
+            // Model: ready messages (number, redelivered) in delivery order; unacked (id, number).
+            let mut ready: Vec<(u32, bool)> = Vec::new();
+            let mut unacked: Vec<(u64, u32)> = Vec::new();
+            let mut next = 0u32;
+            for op in ops {
+                match op {
+                    Op::Publish => {
+                        publish(&q, next).await;
+                        ready.push((next, false));
+                        next += 1;
+                    }
+                    Op::Get { no_ack } => {
+                        let got = get(&q, no_ack).await;
+                        let expected = if ready.is_empty() { None } else { Some(ready.remove(0)) };
+                        let actual = got.as_ref().map(|g| (number(&g.entry.message), g.entry.redelivered));
+                        assert_eq!(actual, expected);
+                        if let (Some(g), false) = (got, no_ack) {
+                            unacked.push((g.entry.id, number(&g.entry.message)));
+                        }
+                    }
+                    Op::AckOldest => {
+                        if !unacked.is_empty() {
+                            let (id, _) = unacked.remove(0);
+                            assert!(q.send(Command::Settle { ids: vec![id], how: Settle::Ack }).await);
+                        }
+                    }
+                    Op::RequeueNewest => {
+                        if let Some((id, n)) = unacked.pop() {
+                            assert!(q.send(Command::Settle { ids: vec![id], how: Settle::Requeue }).await);
+                            // Back to its place by publish order.
+                            let at = ready.iter().position(|(m, _)| *m > n).unwrap_or(ready.len());
+                            ready.insert(at, (n, true));
+                        }
+                    }
+                    Op::Purge => {
+                        let purged = q.ask(|reply| Command::Purge { reply }).await.unwrap();
+                        assert_eq!(purged as usize, ready.len());
+                        ready.clear();
+                    }
+                }
+                let counts = q.ask(|reply| Command::Counts { reply }).await.unwrap();
+                assert_eq!(counts.0 as usize, ready.len());
+            }
+        });
+    }
+}

@@ -1,0 +1,175 @@
+//! A small load tool: one producer, one queue, one consumer, through lapin.
+//!
+//! ```text
+//! cargo run --release --example throughput -- --uri amqp://guest:guest@127.0.0.1:5672/%2f \
+//!     --messages 200000 --size 16 [--confirm 1000] [--manual-ack] [--prefetch 1000] [--broker-pid PID]
+//! ```
+//! Prints one line of JSON: messages, seconds, msg/s, and with `--broker-pid` the
+//! broker's CPU time per message (utime + stime from /proc, in microseconds).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+struct Args {
+    uri: String,
+    messages: u64,
+    size: usize,
+    confirm: usize,
+    manual_ack: bool,
+    prefetch: u16,
+    broker_pid: Option<u32>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        uri: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        messages: 100_000,
+        size: 16,
+        confirm: 0,
+        manual_ack: false,
+        prefetch: 1000,
+        broker_pid: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--uri" => args.uri = value()?,
+            "--messages" => args.messages = number(value()?)?,
+            "--size" => args.size = number(value()?)? as usize,
+            "--confirm" => args.confirm = number(value()?)? as usize,
+            "--manual-ack" => args.manual_ack = true,
+            "--prefetch" => args.prefetch = number(value()?)? as u16,
+            "--broker-pid" => args.broker_pid = Some(number(value()?)? as u32),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// utime + stime of a process, in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let queue = format!("throughput-{}", std::process::id());
+    let producer = Connection::connect(&args.uri, ConnectionProperties::default()).await?;
+    let consumer_conn = Connection::connect(&args.uri, ConnectionProperties::default()).await?;
+    let pub_ch = producer.create_channel().await?;
+    let sub_ch = consumer_conn.create_channel().await?;
+    pub_ch
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    sub_ch
+        .basic_qos(args.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = sub_ch
+        .basic_consume(
+            queue.as_str().into(),
+            "throughput".into(),
+            BasicConsumeOptions {
+                no_ack: !args.manual_ack,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    if args.confirm > 0 {
+        pub_ch
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+    }
+
+    let total = args.messages;
+    let manual_ack = args.manual_ack;
+    let ack_every = u64::from(args.prefetch / 2).max(1);
+    let consuming = tokio::spawn(async move {
+        let mut received = 0u64;
+        while let Some(delivery) = consumer.next().await {
+            let delivery = delivery?;
+            received += 1;
+            if manual_ack && (received % ack_every == 0 || received == total) {
+                delivery.ack(BasicAckOptions { multiple: true }).await?;
+            }
+            if received == total {
+                break;
+            }
+        }
+        Ok::<u64, lapin::Error>(received)
+    });
+
+    let body = vec![b'x'; args.size];
+    let cpu_before = args.broker_pid.and_then(cpu_ticks);
+    let start = Instant::now();
+    let mut window = VecDeque::new();
+    for _ in 0..total {
+        let confirm = pub_ch
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            )
+            .await?;
+        if args.confirm > 0 {
+            window.push_back(confirm);
+            if window.len() >= args.confirm
+                && let Some(oldest) = window.pop_front()
+            {
+                oldest.await?;
+            }
+        }
+    }
+    for confirm in window {
+        confirm.await?;
+    }
+    let published = start.elapsed();
+    let received = consuming.await??;
+    let elapsed = start.elapsed();
+    let cpu_after = args.broker_pid.and_then(cpu_ticks);
+
+    let rate = received as f64 / elapsed.as_secs_f64();
+    let cpu_us = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => format!("{:.2}", (a - b) as f64 * 10_000.0 / received as f64),
+        _ => "null".into(),
+    };
+    println!(
+        "{{\"messages\": {received}, \"size\": {}, \"confirm\": {}, \"manual_ack\": {}, \
+         \"publish_seconds\": {:.3}, \"seconds\": {:.3}, \"msg_per_s\": {:.0}, \
+         \"broker_cpu_us_per_msg\": {cpu_us}}}",
+        args.size,
+        args.confirm,
+        args.manual_ack,
+        published.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        rate
+    );
+    pub_ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    producer.close(200, "done".into()).await?;
+    consumer_conn.close(200, "done".into()).await?;
+    Ok(())
+}
