@@ -6,6 +6,10 @@
 //! ```
 //! Prints one line of JSON: messages, seconds, msg/s, and with `--broker-pid` the
 //! broker's CPU time per message (utime + stime from /proc, in microseconds).
+//!
+//! `--backlog` publishes with no consumer and reports the broker's resident memory
+//! per queued message (VmRSS growth over the run, divided by the messages), then
+//! purges the queue.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -26,6 +30,7 @@ struct Args {
     manual_ack: bool,
     prefetch: u16,
     broker_pid: Option<u32>,
+    backlog: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,6 +42,7 @@ fn parse_args() -> Result<Args, String> {
         manual_ack: false,
         prefetch: 1000,
         broker_pid: None,
+        backlog: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
             "--manual-ack" => args.manual_ack = true,
             "--prefetch" => args.prefetch = number(value()?)? as u16,
             "--broker-pid" => args.broker_pid = Some(number(value()?)? as u32),
+            "--backlog" => args.backlog = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -66,9 +73,78 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Resident memory of a process, in bytes.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Publishes `--messages` into a queue nobody consumes and reports memory per message.
+async fn backlog(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let pid = args.broker_pid.ok_or("--backlog needs --broker-pid")?;
+    let queue = format!("backlog-{}", std::process::id());
+    let connection = Connection::connect(&args.uri, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let before = rss_bytes(pid).ok_or("cannot read the broker's VmRSS")?;
+    let body = vec![b'x'; args.size];
+    let start = Instant::now();
+    let mut window = VecDeque::new();
+    for _ in 0..args.messages {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            )
+            .await?;
+        window.push_back(confirm);
+        if window.len() >= 1000
+            && let Some(oldest) = window.pop_front()
+        {
+            oldest.await?;
+        }
+    }
+    for confirm in window {
+        confirm.await?;
+    }
+    let elapsed = start.elapsed();
+    let after = rss_bytes(pid).ok_or("cannot read the broker's VmRSS")?;
+    println!(
+        "{{\"backlog\": {}, \"size\": {}, \"seconds\": {:.3}, \"rss_before_mb\": {:.1}, \"rss_after_mb\": {:.1}, \"bytes_per_msg\": {:.0}}}",
+        args.messages,
+        args.size,
+        elapsed.as_secs_f64(),
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        after.saturating_sub(before) as f64 / args.messages as f64
+    );
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    connection.close(200, "done".into()).await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    if args.backlog {
+        return backlog(&args).await;
+    }
     let queue = format!("throughput-{}", std::process::id());
     let producer = Connection::connect(&args.uri, ConnectionProperties::default()).await?;
     let consumer_conn = Connection::connect(&args.uri, ConnectionProperties::default()).await?;

@@ -34,8 +34,11 @@ impl ShortStr {
         ShortStr(ByteString::from_static(cut(s)))
     }
 
-    /// Decodes from a slice of a frame's buffer, checking UTF-8.
-    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
+    /// A short string sharing `bytes` (no copy), checking UTF-8 and the length.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
+        if bytes.len() > Self::MAX_LEN {
+            return Err(DecodeError::Truncated("short string"));
+        }
         ByteString::try_from(bytes)
             .map(ShortStr)
             .map_err(|_| DecodeError::InvalidUtf8)

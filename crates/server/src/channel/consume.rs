@@ -142,20 +142,21 @@ impl Connection {
         } else {
             channel.unacked.push(Pending {
                 queue,
-                message_id: got.entry.id,
+                message_id: got.entry.id(),
                 counted: false,
             })
         };
+        let redelivered = got.entry.redelivered();
         let message = got.entry.message;
         let method = Method::BasicGetOk(BasicGetOk {
             delivery_tag,
-            redelivered: got.entry.redelivered,
-            exchange: message.exchange.clone(),
-            routing_key: message.routing_key.clone(),
+            redelivered,
+            exchange: message.exchange(),
+            routing_key: message.routing_key(),
             message_count: got.remaining,
         });
         self.out
-            .content_raw(ch, &method, &message.properties, &message.body);
+            .content_raw(ch, &method, message.properties(), message.body());
         Ok(())
     }
 

@@ -1,7 +1,5 @@
 //! basic.publish: check, route, hand to queues, return or confirm.
 
-use std::sync::Arc;
-
 use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode};
 
 use crate::channel::assembler::Publication;
@@ -12,7 +10,7 @@ use crate::queue::{Command, ConfirmTo, QueueHandle};
 
 /// A message routed and ready to enqueue (now, or at tx.commit).
 pub(crate) struct Routed {
-    pub(crate) message: Arc<Message>,
+    pub(crate) message: Message,
     pub(crate) queues: Vec<QueueHandle>,
     pub(crate) mandatory: bool,
 }
@@ -59,12 +57,12 @@ impl Connection {
             .map_err(failed)?;
         drop(snapshot);
         let routed = Routed {
-            message: Arc::new(Message {
-                exchange: p.publish.exchange,
-                routing_key: p.publish.routing_key,
-                properties: p.header.raw_properties(),
-                body: p.body,
-            }),
+            message: Message::new(
+                &p.publish.exchange,
+                &p.publish.routing_key,
+                &p.header.raw_properties(),
+                p.body,
+            ),
             queues,
             mandatory: p.publish.mandatory,
         };
@@ -88,11 +86,11 @@ impl Connection {
             let method = Method::BasicReturn(BasicReturn {
                 reply_code: ReplyCode::NoRoute.code(),
                 reply_text: "NO_ROUTE".into(),
-                exchange: message.exchange.clone(),
-                routing_key: message.routing_key.clone(),
+                exchange: message.exchange(),
+                routing_key: message.routing_key(),
             });
             self.out
-                .content_raw(ch, &method, &message.properties, &message.body);
+                .content_raw(ch, &method, message.properties(), message.body());
         }
         let channel = self.channel(ch)?;
         let queue_count = u32::try_from(queues.len()).unwrap_or(u32::MAX);

@@ -93,11 +93,11 @@ impl Connection {
             consumer_tag: d.consumer_tag,
             delivery_tag,
             redelivered: d.redelivered,
-            exchange: d.message.exchange.clone(),
-            routing_key: d.message.routing_key.clone(),
+            exchange: d.message.exchange(),
+            routing_key: d.message.routing_key(),
         });
         self.out
-            .content_raw(d.channel, &method, &d.message.properties, &d.message.body);
+            .content_raw(d.channel, &method, d.message.properties(), d.message.body());
     }
 
     /// Writes the acks and nacks every confirm-mode channel has ready.

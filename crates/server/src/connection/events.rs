@@ -70,7 +70,7 @@ pub(crate) struct Delivery {
     pub(crate) queue: QueueHandle,
     /// The queue's id for the message, echoed back in acks.
     pub(crate) message_id: u64,
-    pub(crate) message: Arc<Message>,
+    pub(crate) message: Message,
     pub(crate) redelivered: bool,
     pub(crate) no_ack: bool,
     /// Returned to the connection's credit when this delivery is dropped.

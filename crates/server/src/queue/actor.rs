@@ -119,11 +119,7 @@ impl Queue {
             Command::Publish { message, confirm } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                self.ready.push(Entry {
-                    id,
-                    message,
-                    redelivered: false,
-                });
+                self.ready.push(Entry::new(id, message));
                 if let Some(c) = confirm {
                     self.post(
                         &c.connection,
@@ -158,7 +154,7 @@ impl Queue {
                 let got = self.ready.pop().map(|entry| {
                     if !no_ack {
                         self.unacked.insert(
-                            entry.id,
+                            entry.id(),
                             Unacked {
                                 entry: entry.clone(),
                                 connection,
@@ -305,7 +301,7 @@ impl Queue {
             if !no_ack {
                 consumer.unacked += 1;
                 self.unacked.insert(
-                    entry.id,
+                    entry.id(),
                     Unacked {
                         entry: entry.clone(),
                         connection: connection.id,
@@ -318,9 +314,9 @@ impl Queue {
                 channel,
                 consumer_tag: tag,
                 queue: self.handle.clone(),
-                message_id: entry.id,
+                message_id: entry.id(),
+                redelivered: entry.redelivered(),
                 message: entry.message,
-                redelivered: entry.redelivered,
                 no_ack,
                 _permit: permit,
             };

@@ -127,7 +127,7 @@ pub(crate) struct ConfirmTo {
 /// The messages a queue's mailbox carries.
 pub(crate) enum Command {
     Publish {
-        message: Arc<Message>,
+        message: Message,
         confirm: Option<ConfirmTo>,
     },
     Consume {

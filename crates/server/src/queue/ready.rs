@@ -3,17 +3,37 @@
 //! before anything published after it, as in RabbitMQ.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use crate::message::Message;
 
 /// A message in a queue, with the queue's delivery state for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
+    /// Queue-local id (increasing in publish order) in the low 63 bits, the
+    /// redelivered flag in the top bit: a queue slot of 48 bytes instead of 56.
+    id_and_flag: u64,
+    pub(crate) message: Message,
+}
+
+const REDELIVERED: u64 = 1 << 63;
+
+impl Entry {
+    pub(crate) fn new(id: u64, message: Message) -> Self {
+        Entry {
+            id_and_flag: id & !REDELIVERED,
+            message,
+        }
+    }
+
     /// Queue-local id, increasing in publish order.
-    pub(crate) id: u64,
-    pub(crate) message: Arc<Message>,
-    pub(crate) redelivered: bool,
+    pub(crate) fn id(&self) -> u64 {
+        self.id_and_flag & !REDELIVERED
+    }
+
+    /// Whether the message was delivered before.
+    pub(crate) fn redelivered(&self) -> bool {
+        self.id_and_flag & REDELIVERED != 0
+    }
 }
 
 /// Messages waiting for a consumer.
@@ -40,14 +60,14 @@ impl Ready {
 
     /// Puts back a delivered message, marked redelivered.
     pub(crate) fn requeue(&mut self, mut entry: Entry) {
-        entry.redelivered = true;
-        self.requeued.insert(entry.id, entry);
+        entry.id_and_flag |= REDELIVERED;
+        self.requeued.insert(entry.id(), entry);
     }
 
     /// The next message in id order.
     pub(crate) fn pop(&mut self) -> Option<Entry> {
         let requeued_first = match (self.requeued.first_key_value(), self.fresh.front()) {
-            (Some((id, _)), Some(fresh)) => *id < fresh.id,
+            (Some((id, _)), Some(fresh)) => *id < fresh.id(),
             (Some(_), None) => true,
             (None, _) => false,
         };
@@ -73,16 +93,10 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(id: u64) -> Entry {
-        Entry {
+        Entry::new(
             id,
-            message: Arc::new(Message {
-                exchange: "".into(),
-                routing_key: "q".into(),
-                properties: Bytes::from_static(&[0, 0]),
-                body: Bytes::new(),
-            }),
-            redelivered: false,
-        }
+            Message::new(&"".into(), &"q".into(), &[0, 0], Bytes::new()),
+        )
     }
 
     #[test]
@@ -93,15 +107,20 @@ mod tests {
         }
         let first = ready.pop();
         let second = ready.pop();
-        assert_eq!(ready.pop().map(|e| e.id), Some(3));
+        assert_eq!(ready.pop().map(|e| e.id()), Some(3));
         if let (Some(a), Some(b)) = (first, second) {
             ready.requeue(b);
             ready.requeue(a);
         }
         let order: Vec<(u64, bool)> = std::iter::from_fn(|| ready.pop())
-            .map(|e| (e.id, e.redelivered))
+            .map(|e| (e.id(), e.redelivered()))
             .collect();
         assert_eq!(order, [(1, true), (2, true), (4, false), (5, false)]);
+    }
+
+    #[test]
+    fn a_queue_slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
     }
 
     #[test]

@@ -15,17 +15,17 @@ use super::*;
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, Event};
 
-fn message(n: u32) -> Arc<Message> {
-    Arc::new(Message {
-        exchange: "".into(),
-        routing_key: "q".into(),
-        properties: Bytes::from_static(&[0, 0]),
-        body: Bytes::from(n.to_be_bytes().to_vec()),
-    })
+fn message(n: u32) -> Message {
+    Message::new(
+        &"".into(),
+        &"q".into(),
+        &[0, 0],
+        Bytes::from(n.to_be_bytes().to_vec()),
+    )
 }
 
 fn number(m: &Message) -> u32 {
-    u32::from_be_bytes(m.body[..4].try_into().unwrap())
+    u32::from_be_bytes(m.body()[..4].try_into().unwrap())
 }
 
 fn queue() -> QueueHandle {
@@ -197,7 +197,7 @@ async fn requeued_messages_come_back_first_and_marked_redelivered() {
     let b = get(&q, false).await.unwrap();
     assert!(
         q.send(Command::Settle {
-            ids: vec![b.entry.id, a.entry.id],
+            ids: vec![b.entry.id(), a.entry.id()],
             how: Settle::Requeue
         })
         .await
@@ -209,7 +209,7 @@ async fn requeued_messages_come_back_first_and_marked_redelivered() {
     ]
     .into_iter()
     .map(|g| g.unwrap())
-    .map(|g| (number(&g.entry.message), g.entry.redelivered))
+    .map(|g| (number(&g.entry.message), g.entry.redelivered()))
     .collect();
     assert_eq!(order, [(0, true), (1, true), (2, false)]);
 }
@@ -233,7 +233,7 @@ async fn closing_a_channel_requeues_its_unacked_and_drops_its_consumers() {
     let counts = q.ask(|reply| Command::Counts { reply }).await;
     assert_eq!(counts, Some((1, 0)));
     let again = get(&q, true).await.unwrap();
-    assert!(again.entry.redelivered);
+    assert!(again.entry.redelivered());
 }
 
 #[tokio::test]
@@ -315,10 +315,10 @@ proptest! {
                     Op::Get { no_ack } => {
                         let got = get(&q, no_ack).await;
                         let expected = if ready.is_empty() { None } else { Some(ready.remove(0)) };
-                        let actual = got.as_ref().map(|g| (number(&g.entry.message), g.entry.redelivered));
+                        let actual = got.as_ref().map(|g| (number(&g.entry.message), g.entry.redelivered()));
                         assert_eq!(actual, expected);
                         if let (Some(g), false) = (got, no_ack) {
-                            unacked.push((g.entry.id, number(&g.entry.message)));
+                            unacked.push((g.entry.id(), number(&g.entry.message)));
                         }
                     }
                     Op::AckOldest => {
