@@ -25,6 +25,9 @@ struct Args {
     /// Keep durable state here instead of the file's `server.data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Runtime worker threads (default: one per core; 0 runs everything on one thread).
+    #[arg(long)]
+    workers: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
