@@ -44,7 +44,7 @@ fn decode_until_stuck(bytes: &[u8], frame_max: u32) -> Result<(), TestCaseError>
 }
 
 #[test]
-fn the_strategies_cover_all_64_methods() {
+fn the_strategies_cover_every_method() {
     let mut runner = TestRunner::deterministic();
     let mut ids = BTreeSet::new();
     for strategy in method_strategies() {
@@ -52,9 +52,11 @@ fn the_strategies_cover_all_64_methods() {
         assert_every_variant_listed(&method);
         ids.insert((method.class_id(), method.method_id()));
     }
+    // 0-9-1's 64 methods (RabbitMQ's extensions included) and access.request/-ok.
+    assert_eq!(METHOD_COUNT, 66);
     assert_eq!(
         ids.len(),
-        64,
+        METHOD_COUNT,
         "distinct (class_id, method_id) pairs: {ids:?}"
     );
 }
@@ -79,6 +81,18 @@ fn the_value_strategy_produces_every_type_letter() {
         );
     }
     assert_eq!(seen.len(), 17, "type letters seen: {:?}", seen);
+}
+
+#[test]
+fn an_announced_size_is_not_reserved_up_front_without_frame_max() {
+    // A body frame claiming 4 GiB: 7 bytes must not make the decoder allocate it.
+    let mut buf = BytesMut::from(&[3u8, 0, 1, 0xFF, 0xFF, 0xFF, 0xF7][..]);
+    assert_eq!(decode_frame(&mut buf, 0), Ok(None));
+    assert!(
+        buf.capacity() <= 1 << 20,
+        "reserved {} bytes",
+        buf.capacity()
+    );
 }
 
 proptest! {

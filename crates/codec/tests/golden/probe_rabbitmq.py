@@ -289,7 +289,7 @@ def describe_method(m):
         code, = struct.unpack_from(">H", a)
         text, o = rd_shortstr(a, 2)
         kc, km = struct.unpack_from(">HH", a, o)
-        return f"ch{ch} {name}(reply-code={code}, reply-text={text!r}, class-id={kc}, method-id={km})"
+        return f"ch{ch} {name}(reply-code={code}, reply-text=`{text}`, class-id={kc}, method-id={km})"
     return f"ch{ch} {name}"
 
 
@@ -576,10 +576,10 @@ CASES.append(("queue redeclare with different x-max-length",
 
 add("queue.declare with bad x-message-ttl type", "queue.declare 'warren.probe.q3' x-message-ttl='abc'",
     lambda c: [queue_declare(1, "warren.probe.q3", auto_delete=True, args={"x-message-ttl": "abc"})], chans=[1])
-add("queue.bind to the default exchange", "queue.declare '' (server-named); queue.bind q to '' rk 'k'",
+add("queue.bind to the default exchange", "queue.declare 'warren.probe.qb'; queue.bind it to '' rk 'k'",
     lambda c: [queue_declare(1, "warren.probe.qb", auto_delete=True),
                queue_bind(1, "warren.probe.qb", "", "k")], chans=[1])
-add("queue.bind to a missing exchange", "queue.bind 'warren.probe.qc' to 'missing.x'",
+add("queue.bind to a missing exchange", "queue.declare 'warren.probe.qc'; queue.bind it to 'missing.x'",
     lambda c: [queue_declare(1, "warren.probe.qc", auto_delete=True),
                queue_bind(1, "warren.probe.qc", "missing.x", "k")], chans=[1])
 add("queue.bind of a missing queue", "queue.bind 'missing.q' to amq.direct",
@@ -730,14 +730,27 @@ CASES.append(("connection error (channel.open twice), client never answers close
               "channel.open ch1 twice, then silence", no_close_ok(channel_open(1), chans=[1])))
 CASES.append(("frame error (unknown frame type), client never answers close-ok",
               "frame type 5, then silence", no_close_ok(frame(5, 0, b"\x00" * 4))))
+CASES.append(("frame error (bad frame-end), client never answers close-ok",
+              "channel.open ch1 with frame-end 0x00, then silence",
+              no_close_ok(frame(1, 1, struct.pack(">HH", 20, 10) + shortstr(""), end=b"\x00"))))
+CASES.append(("frame error (frame too large), client never answers close-ok",
+              "only a 7-byte body-frame header announcing 200000 bytes, then silence",
+              no_close_ok(struct.pack(">BHI", 3, 1, 200000))))
 
 
-def heartbeat_case(hb, listen=20):
+def heartbeat_case(hb, listen=20, client_hb_at=None):
     def run():
         c = Conn()
         c.handshake(heartbeat=hb)
         t0 = time.monotonic()
         events = []
+        if client_hb_at is not None:
+            import threading
+            def beat():
+                time.sleep(client_hb_at)
+                c.send(frame(8, 0, b""))
+            threading.Thread(target=beat, daemon=True).start()
+            events.append(f"(client HB@{client_hb_at:.1f}s)")
         while time.monotonic() - t0 < listen:
             f = c.read_frame(listen - (time.monotonic() - t0))
             if f is None:
@@ -758,6 +771,8 @@ def heartbeat_case(hb, listen=20):
 
 CASES.append(("heartbeat 2s, silent client", "tune-ok heartbeat=2, then nothing", heartbeat_case(2)))
 CASES.append(("heartbeat 1s, silent client", "tune-ok heartbeat=1, then nothing", heartbeat_case(1)))
+CASES.append(("heartbeat 2s, client sends one heartbeat at 3.5s then goes silent",
+              "tune-ok heartbeat=2; one heartbeat frame at t=3.5s", heartbeat_case(2, client_hb_at=3.5)))
 CASES.append(("heartbeat 5s, silent client", "tune-ok heartbeat=5, then nothing", heartbeat_case(5, 30)))
 
 
@@ -774,6 +789,33 @@ CASES.append(("server connection.start / connection.tune", "protocol header; sta
               server_start))
 
 
+def cleanup():
+    """Delete the queues the probes declared (they are auto-delete but never
+    get a consumer, so RabbitMQ would keep them)."""
+    c = Conn()
+    c.handshake()
+    c.open_channel(1)
+    for q in ("warren.probe.q", "warren.probe.q2", "warren.probe.q3", "warren.probe.qb",
+              "warren.probe.qc", "warren.probe.big"):
+        c.send(queue_delete(1, q))
+        c.read_method()
+    c.send(method(0, 10, 50, struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0)))
+    c.read_method()
+    c.close()
+
+
+def md_reply(r):
+    """Compress a reply description for the markdown table (same facts)."""
+    import re
+    r = re.sub(r"ch(\d+) (connection\.close|channel\.close)\(reply-code=(\d+), reply-text=`(.*?)`, "
+               r"class-id=(\d+), method-id=(\d+)\)",
+               lambda m: f"**{m.group(2)}** on ch{m.group(1)}: code {m.group(3)}, text `{m.group(4)}`, "
+                         f"class-id {m.group(5)}, method-id {m.group(6)}", r)
+    r = r.replace("-> client sends close-ok: server closes socket", "→ after client's close-ok the server closes the socket")
+    r = r.replace("-> client sends channel.close-ok and reopens the channel: ", "→ after channel.close-ok, re-opening the channel gets ")
+    return r.replace("|", "\\|").replace("\n", " ")
+
+
 def main():
     sel = None
     if "-k" in sys.argv:
@@ -788,13 +830,20 @@ def main():
             r = f"PROBE ERROR: {type(e).__name__}: {e}"
         results.append({"case": name, "sent": sent, "reply": r})
         print(f"- {name}: {r}", file=sys.stderr, flush=True)
+    cleanup()
     if "--json" in sys.argv:
         print(json.dumps(results, indent=1, ensure_ascii=False))
-    else:
-        print("| case | frame sent | RabbitMQ's exact reply |\n| --- | --- | --- |")
-        for r in results:
-            cell = lambda s: s.replace("|", "\\|").replace("\n", " ")
-            print(f"| {cell(r['case'])} | {cell(r['sent'])} | {cell(r['reply'])} |")
+        return
+    print("| case | frame sent | RabbitMQ's exact reply |\n| --- | --- | --- |")
+    extra = []
+    for r in results:
+        if r["reply"].startswith("{"):
+            extra.append(r)
+            continue
+        sent = r["sent"].replace("|", "\\|")
+        print(f"| {r['case']} | {sent} | {md_reply(r['reply'])} |")
+    for r in extra:
+        print(f"\n{r['case']}:\n\n```json\n{r['reply']}\n```")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 //! proptest strategies for every codec value: field values and tables, short strings,
-//! basic properties, content headers, all 64 methods, and whole frames.
+//! basic properties, content headers, every method, and whole frames.
 //!
 //! The method strategies are generated from a field list that mirrors the `methods!`
 //! declarations in `src/method/*.rs`: a missing or mistyped field is a compile error, and
@@ -172,6 +172,9 @@ macro_rules! method_strategy {
 
 macro_rules! methods {
     ($($name:ident { $($field:ident: $kind:ident),* $(,)? })*) => {
+        /// How many methods the list has.
+        pub const METHOD_COUNT: usize = [$(stringify!($name)),*].len();
+
         /// One strategy per method, in declaration order.
         pub fn method_strategies() -> Vec<BoxedStrategy<Method>> {
             vec![$(method_strategy!($name { $($field: $kind),* }),)*]
@@ -201,6 +204,8 @@ methods! {
     ConnectionUnblocked {}
     ConnectionUpdateSecret { new_secret: longstr, reason: shortstr }
     ConnectionUpdateSecretOk {}
+    AccessRequest { realm: shortstr, exclusive: bit, passive: bit, active: bit, write: bit, read: bit }
+    AccessRequestOk { ticket: short }
     ChannelOpen { reserved_1: shortstr }
     ChannelOpenOk { reserved_1: longstr }
     ChannelFlow { active: bit }
@@ -253,7 +258,7 @@ methods! {
     ConfirmSelectOk {}
 }
 
-/// Any of the 64 methods, each equally likely.
+/// Any method, each equally likely.
 pub fn method() -> impl Strategy<Value = Method> {
     Union::new(method_strategies())
 }

@@ -38,8 +38,15 @@ impl Connection {
             }
         } else {
             self.check_configure("exchange", name)?;
-            let kind = ExchangeKind::parse(&m.kind).ok_or_else(|| {
-                ConnectionError::command_invalid(format!("invalid exchange type '{}'", m.kind))
+            let kind = ExchangeKind::parse(&m.kind).ok_or_else(|| match m.kind.as_str() {
+                // Real types, coming with the routing issue: say so rather than "invalid".
+                "topic" | "headers" => ConnectionError::not_implemented(format!(
+                    "exchange type '{}' is not supported yet",
+                    m.kind
+                )),
+                other => {
+                    ConnectionError::command_invalid(format!("invalid exchange type '{other}'"))
+                }
             })?;
             if !exists && names::is_reserved(name) {
                 return Err(names::reserved("exchange", name).into());
