@@ -33,11 +33,11 @@ impl Connection {
                 channel,
                 consumer_tag,
             } => {
+                let notify = self.client.consumer_cancel_notify && self.is_open();
                 let Some(c) = self.channels.get_mut(&channel) else {
                     return;
                 };
-                if c.consumers.remove(&consumer_tag).is_some() && self.client.consumer_cancel_notify
-                {
+                if c.consumers.remove(&consumer_tag).is_some() && notify && !c.is_closing() {
                     self.out.method(
                         channel,
                         BasicCancel {
@@ -61,10 +61,11 @@ impl Connection {
     }
 
     async fn deliver(&mut self, d: Delivery) {
+        let open = self.is_open();
         let live = self
             .channels
             .get_mut(&d.channel)
-            .filter(|c| !c.is_closing() && c.consumers.contains_key(&d.consumer_tag));
+            .filter(|c| open && !c.is_closing() && c.consumers.contains_key(&d.consumer_tag));
         let Some(channel) = live else {
             // The consumer went while this was in flight: the message goes back.
             if !d.no_ack {

@@ -209,6 +209,12 @@ impl Connection {
         }
     }
 
+    /// False once connection.close was sent or received: nothing more goes out but
+    /// the close handshake.
+    pub(crate) fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
     /// The open channel `ch`; its absence here is a bug, reported as 541.
     pub(crate) fn channel(&mut self, ch: u16) -> Result<&mut Channel, Error> {
         self.channels
@@ -266,7 +272,7 @@ impl Connection {
                 },
                 _ = closing_timer => return "no close-ok in time".into(),
             }
-            if self.confirms_dirty {
+            if self.confirms_dirty && self.state == State::Open {
                 self.flush_confirms();
             }
             if self.state == State::Closing && close_deadline.is_none() {
