@@ -185,7 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Some(delivery) = consumer.next().await {
             let delivery = delivery?;
             received += 1;
-            if manual_ack && (received % ack_every == 0 || received == total) {
+            if manual_ack && (received.is_multiple_of(ack_every) || received == total) {
                 delivery.ack(BasicAckOptions { multiple: true }).await?;
             }
             if received == total {

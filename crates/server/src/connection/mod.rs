@@ -245,7 +245,12 @@ impl Connection {
                     }
                 }
                 frame = self.frames.next(), if reading => {
-                    let Some(frame) = frame else { return "client closed the socket".into() };
+                    let Some(frame) = frame else {
+                        // Also the stream's end after a decode error: the close that
+                        // error queued must still be flushed below.
+                        self.end_of_input();
+                        continue;
+                    };
                     self.on_frame(frame).await;
                     for _ in 0..READ_BATCH {
                         if self.state == State::Done || self.out.is_full() {
@@ -253,7 +258,10 @@ impl Connection {
                         }
                         match self.frames.next().now_or_never() {
                             Some(Some(frame)) => self.on_frame(frame).await,
-                            Some(None) => return "client closed the socket".into(),
+                            Some(None) => {
+                                self.end_of_input();
+                                break;
+                            }
                             None => break,
                         }
                     }
@@ -283,6 +291,15 @@ impl Connection {
         let _ = self.writer.write_all(&self.out.buf).await;
         let _ = self.writer.shutdown().await;
         std::mem::take(&mut self.close_reason)
+    }
+
+    /// The frame stream ended: the peer closed, or a decode error ended it (whose close
+    /// is already in the write buffer).
+    fn end_of_input(&mut self) {
+        if self.state == State::Open {
+            self.close_reason = "client closed the socket".into();
+        }
+        self.state = State::Done;
     }
 
     async fn on_frame(&mut self, frame: Result<Frame, CodecError>) {

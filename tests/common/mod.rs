@@ -1,0 +1,441 @@
+//! The integration-test harness: an in-process broker per test, a lapin helper, and a
+//! raw AMQP client for protocol-level tests.
+//!
+//! Every test starts its own [`TestBroker`] on `127.0.0.1:0` with a temporary data dir
+//! and ends with [`TestBroker::stop`], which checks the teardown invariant: the server's
+//! `run()` returns `Ok` only once every connection task has ended, so a connection task
+//! that never finishes fails the test instead of leaking.
+//!
+//! Waits are bounded and wait for the event itself: a [`RawClient`] read that times out
+//! is a failure, not a way to let time pass.
+#![allow(dead_code)] // Each test binary uses its own part of the harness.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use warren_codec::{
+    ConnectionClose, ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTune,
+    ConnectionTuneOk, FieldTable, Frame, Method, PROTOCOL_HEADER, decode_frame,
+};
+use warren_server::config::Config;
+use warren_server::{Server, ShutdownHandle};
+
+/// The longest a test waits for something the broker should do promptly. Reaching it is
+/// a failure: the broker hung or never sent what the test expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A broker running in-process for one test.
+pub struct TestBroker {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    run: Option<JoinHandle<std::io::Result<()>>>,
+    // Kept only to delete the directory when the broker goes.
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// The built-in default configuration (guest/guest, vhost "/"); `start_with` puts
+    /// it on a free port and a temporary data dir.
+    pub fn config() -> Config {
+        Config::embedded_default()
+    }
+
+    /// Starts a broker with the built-in default configuration.
+    pub async fn start() -> TestBroker {
+        Self::start_with(Self::config()).await
+    }
+
+    /// Starts a broker with `config`, overriding its listen address (`127.0.0.1:0`) and
+    /// data dir (a fresh temporary directory).
+    pub async fn start_with(mut config: Config) -> TestBroker {
+        let data_dir = tempfile::tempdir().expect("create a temporary data dir");
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.data_dir = data_dir.path().to_owned();
+        let server = Server::bind(config).await.expect("bind 127.0.0.1:0");
+        let addr = server.local_addr();
+        let shutdown = server.shutdown_handle();
+        let run = tokio::spawn(server.run());
+        TestBroker {
+            addr,
+            shutdown,
+            run: Some(run),
+            _data_dir: data_dir,
+        }
+    }
+
+    /// The address the broker accepts connections on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
+    pub fn uri(&self) -> String {
+        self.uri_for("guest", "guest", "%2f")
+    }
+
+    /// A URI for another user, password or (URL-encoded) vhost.
+    pub fn uri_for(&self, user: &str, password: &str, vhost: &str) -> String {
+        format!("amqp://{user}:{password}@{}/{vhost}", self.addr)
+    }
+
+    /// Starts the graceful shutdown: every client gets connection.close 320.
+    pub fn shutdown(&self) {
+        self.shutdown.shutdown();
+    }
+
+    /// Shuts down and waits for `run()` to return, asserting that it returned `Ok`
+    /// within [`WAIT`]: every connection task ended.
+    pub async fn stop(mut self) {
+        self.shutdown.shutdown();
+        let run = self.run.take().expect("stop runs once");
+        match tokio::time::timeout(WAIT, run).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => panic!("the broker's run() failed: {e}"),
+            Ok(Err(e)) => panic!("the broker's run task panicked: {e}"),
+            Err(_) => panic!("the broker did not stop within {WAIT:?}: a connection task hung"),
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+    }
+}
+
+/// Connects lapin, naming the connection after the test (the `connection_name` client
+/// property, which the broker logs).
+pub async fn connect_lapin(uri: &str, name: &str) -> lapin::Result<lapin::Connection> {
+    let properties = lapin::ConnectionProperties::default().with_connection_name(name.into());
+    // lapin 4 picks the tokio runtime the test runs on (its default `tokio` feature).
+    tokio::time::timeout(WAIT, lapin::Connection::connect(uri, properties))
+        .await
+        .expect("lapin's connect did not finish in time")
+}
+
+/// The reply code lapin reports for a protocol error (a close from the broker).
+pub fn lapin_reply_code(error: &lapin::Error) -> Option<u16> {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(e) => Some(e.get_id()),
+        _ => None,
+    }
+}
+
+/// SASL mechanisms the raw client can log in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// `\0user\0password`.
+    Plain,
+    /// A field table with LOGIN and PASSWORD, without its length prefix.
+    AmqPlain,
+}
+
+/// What the raw client says during the handshake.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Vhost for connection.open.
+    pub vhost: String,
+    /// SASL mechanism.
+    pub mechanism: Mechanism,
+    /// channel-max for tune-ok; `None` takes the server's.
+    pub channel_max: Option<u16>,
+    /// frame-max for tune-ok; `None` takes the server's.
+    pub frame_max: Option<u32>,
+    /// Heartbeat for tune-ok in seconds; 0 (the default) disables heartbeats.
+    pub heartbeat: u16,
+    /// The `connection_name` client property: name it after the test.
+    pub connection_name: String,
+}
+
+impl Login {
+    /// guest/guest on "/" with PLAIN, the server's limits and no heartbeats.
+    pub fn guest(connection_name: &str) -> Login {
+        Login {
+            user: "guest".into(),
+            password: "guest".into(),
+            vhost: "/".into(),
+            mechanism: Mechanism::Plain,
+            channel_max: None,
+            frame_max: None,
+            heartbeat: 0,
+            connection_name: connection_name.into(),
+        }
+    }
+
+    fn response(&self) -> Bytes {
+        match self.mechanism {
+            Mechanism::Plain => {
+                Bytes::from(format!("\0{}\0{}", self.user, self.password).into_bytes())
+            }
+            Mechanism::AmqPlain => {
+                let mut table = FieldTable::new();
+                table.insert("LOGIN", self.user.as_str());
+                table.insert("PASSWORD", self.password.as_str());
+                let mut buf = BytesMut::new();
+                table.encode_entries(&mut buf);
+                buf.freeze()
+            }
+        }
+    }
+}
+
+/// What the handshake settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuned {
+    /// The server's connection.tune proposal.
+    pub offered: ConnectionTune,
+    /// What the client answered in tune-ok.
+    pub agreed: ConnectionTuneOk,
+}
+
+/// A connection.close as the client read it: (reply code, text, class id, method id).
+pub type CloseReason = (u16, String, u16, u16);
+
+/// A hand-driven AMQP 0-9-1 client for protocol-level tests. Panics on anything it did
+/// not expect; every read is bounded by [`WAIT`].
+pub struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl RawClient {
+    /// Opens the TCP connection only; nothing is sent.
+    pub async fn tcp(addr: SocketAddr) -> RawClient {
+        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("TCP connect timed out")
+            .expect("TCP connect");
+        RawClient {
+            stream,
+            buf: BytesMut::with_capacity(8192),
+        }
+    }
+
+    /// Connects and logs in as guest with the server's limits and no heartbeats.
+    pub async fn connect(addr: SocketAddr, connection_name: &str) -> RawClient {
+        let (client, _) = Self::connect_with(addr, &Login::guest(connection_name))
+            .await
+            .unwrap_or_else(|close| panic!("handshake refused: {close:?}"));
+        client
+    }
+
+    /// Connects and runs the handshake; `Err` is the connection.close the server sent.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        login: &Login,
+    ) -> Result<(RawClient, Tuned), CloseReason> {
+        let mut client = Self::tcp(addr).await;
+        let tuned = client.handshake(login).await?;
+        Ok((client, tuned))
+    }
+
+    /// Runs protocol header through open-ok. `Err` is the connection.close the server
+    /// sent instead of the next handshake step (after which close-ok has been sent).
+    pub async fn handshake(&mut self, login: &Login) -> Result<Tuned, CloseReason> {
+        self.send_bytes(&PROTOCOL_HEADER).await;
+        match self.recv_method().await {
+            (0, Method::ConnectionStart(start)) => {
+                assert_eq!((start.version_major, start.version_minor), (0, 9));
+            }
+            other => panic!("expected connection.start, got {other:?}"),
+        }
+        let mut properties = FieldTable::new();
+        properties.insert("product", "warren tests");
+        properties.insert("connection_name", login.connection_name.as_str());
+        let mechanism = match login.mechanism {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::AmqPlain => "AMQPLAIN",
+        };
+        self.send(Frame::method(
+            0,
+            ConnectionStartOk {
+                client_properties: properties,
+                mechanism: mechanism.into(),
+                response: login.response(),
+                locale: "en_US".into(),
+            },
+        ))
+        .await;
+        let offered = match self.recv_method().await {
+            (0, Method::ConnectionTune(tune)) => tune,
+            (0, Method::ConnectionClose(close)) => return Err(self.closed_by_server(close).await),
+            other => panic!("expected connection.tune, got {other:?}"),
+        };
+        let agreed = ConnectionTuneOk {
+            channel_max: login.channel_max.unwrap_or(offered.channel_max),
+            frame_max: login.frame_max.unwrap_or(offered.frame_max),
+            heartbeat: login.heartbeat,
+        };
+        self.send(Frame::method(0, agreed.clone())).await;
+        self.send(Frame::method(
+            0,
+            ConnectionOpen {
+                virtual_host: login.vhost.as_str().into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+        match self.recv_method().await {
+            (0, Method::ConnectionOpenOk(_)) => Ok(Tuned { offered, agreed }),
+            (0, Method::ConnectionClose(close)) => Err(self.closed_by_server(close).await),
+            other => panic!("expected connection.open-ok, got {other:?}"),
+        }
+    }
+
+    async fn closed_by_server(&mut self, close: ConnectionClose) -> CloseReason {
+        self.send(Frame::method(0, ConnectionCloseOk::default()))
+            .await;
+        close_reason(close)
+    }
+
+    /// Writes one frame.
+    pub async fn send(&mut self, frame: Frame) {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf);
+        self.send_bytes(&buf).await;
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        tokio::time::timeout(WAIT, self.stream.write_all(bytes))
+            .await
+            .expect("write timed out: the broker stopped reading")
+            .expect("write");
+    }
+
+    /// The next frame, or `None` once the broker closed the socket (EOF or reset).
+    /// Panics when nothing arrives within [`WAIT`] or the bytes are not a frame.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        tokio::time::timeout(WAIT, self.read_frame())
+            .await
+            .unwrap_or_else(|_| panic!("no frame and no EOF from the broker within {WAIT:?}"))
+    }
+
+    async fn read_frame(&mut self) -> Option<Frame> {
+        loop {
+            // The client takes any size: it is the server's limits under test.
+            match decode_frame(&mut self.buf, 0) {
+                Ok(Some(frame)) => return Some(frame),
+                Ok(None) => {}
+                Err(e) => panic!("the broker sent an undecodable frame: {e}"),
+            }
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) => {
+                    assert!(
+                        self.buf.is_empty(),
+                        "EOF inside a frame: {:?}",
+                        &self.buf[..]
+                    );
+                    return None;
+                }
+                Ok(_) => {}
+                // A reset is the broker dropping the socket too.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// The next method (channel, method), skipping heartbeats. Panics on EOF or on a
+    /// content frame.
+    pub async fn recv_method(&mut self) -> (u16, Method) {
+        loop {
+            match self.recv().await {
+                Some(Frame::Heartbeat) => continue,
+                Some(Frame::Method { channel, method }) => return (channel, method),
+                Some(other) => panic!("expected a method, got {other:?}"),
+                None => panic!("the broker closed the socket; expected a method"),
+            }
+        }
+    }
+
+    /// Reads the connection.close the broker must send next (heartbeats skipped).
+    pub async fn expect_close(&mut self) -> CloseReason {
+        match self.recv_method().await {
+            (0, Method::ConnectionClose(close)) => close_reason(close),
+            other => panic!("expected connection.close, got {other:?}"),
+        }
+    }
+
+    /// Answers the broker's connection.close and checks that the socket then closes.
+    pub async fn close_ok(&mut self) {
+        self.send(Frame::method(0, ConnectionCloseOk::default()))
+            .await;
+        self.expect_eof().await;
+    }
+
+    /// Asserts the broker closes the socket, allowing only heartbeats before it.
+    pub async fn expect_eof(&mut self) {
+        loop {
+            match self.recv().await {
+                None => return,
+                Some(Frame::Heartbeat) => continue,
+                Some(other) => panic!("expected the socket to close, got {other:?}"),
+            }
+        }
+    }
+
+    /// Every byte the broker sends until it closes the socket.
+    pub async fn read_to_eof(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.buf).to_vec();
+        let read = tokio::time::timeout(WAIT, async {
+            loop {
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) => return,
+                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                    Err(e) => panic!("read failed: {e}"),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the broker did not close the socket");
+        bytes
+    }
+
+    /// Opens channel `id` and waits for open-ok.
+    pub async fn open_channel(&mut self, id: u16) {
+        self.send(Frame::method(id, warren_codec::ChannelOpen::default()))
+            .await;
+        match self.recv_method().await {
+            (ch, Method::ChannelOpenOk(_)) if ch == id => {}
+            other => panic!("expected channel.open-ok on {id}, got {other:?}"),
+        }
+    }
+
+    /// Closes the connection cleanly: close 200, close-ok, then EOF.
+    pub async fn close(mut self) {
+        self.send(Frame::method(
+            0,
+            ConnectionClose {
+                reply_code: 200,
+                reply_text: "bye".into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+        match self.recv_method().await {
+            (0, Method::ConnectionCloseOk(_)) => {}
+            other => panic!("expected connection.close-ok, got {other:?}"),
+        }
+        self.expect_eof().await;
+    }
+}
+
+fn close_reason(close: ConnectionClose) -> CloseReason {
+    (
+        close.reply_code,
+        close.reply_text.as_str().to_owned(),
+        close.class_id,
+        close.method_id,
+    )
+}
