@@ -182,7 +182,10 @@ impl BasicProperties {
 }
 
 /// A content header frame's payload.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality compares class, body size and properties, not how the properties were
+/// encoded: a decoded header equals one built from the same values.
+#[derive(Debug, Clone)]
 pub struct ContentHeader {
     /// The class of the method this content belongs to (60, basic).
     pub class_id: u16,
@@ -193,6 +196,14 @@ pub struct ContentHeader {
     properties: Box<BasicProperties>,
     /// Flags and property bytes as received, reused when encoding.
     raw_properties: Option<Bytes>,
+}
+
+impl PartialEq for ContentHeader {
+    fn eq(&self, other: &Self) -> bool {
+        self.class_id == other.class_id
+            && self.body_size == other.body_size
+            && self.properties == other.properties
+    }
 }
 
 impl ContentHeader {
