@@ -10,6 +10,7 @@
 //! is a failure, not a way to let time pass.
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use warren_codec::{
-    ConnectionClose, ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTune,
-    ConnectionTuneOk, FieldTable, Frame, Method, PROTOCOL_HEADER, decode_frame,
+    BasicProperties, BasicPublish, ChannelCloseOk, ConnectionClose, ConnectionCloseOk,
+    ConnectionOpen, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, ContentHeader, FieldTable,
+    Frame, Method, PROTOCOL_HEADER, decode_frame, encode_content,
 };
 use warren_server::config::Config;
 use warren_server::{Server, ShutdownHandle};
@@ -123,6 +125,189 @@ pub fn lapin_reply_code(error: &lapin::Error) -> Option<u16> {
         lapin::ErrorKind::ProtocolError(e) => Some(e.get_id()),
         _ => None,
     }
+}
+
+/// Waits for `future`, failing the test if it has not finished within [`WAIT`]: for
+/// events that must happen (a delivery, a reply), never as a way to let time pass.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: did not happen within {WAIT:?}"))
+}
+
+/// Connects the bundled client, naming the connection after the test.
+pub async fn connect_client(uri: &str, name: &str) -> warren_client::Connection {
+    let options = warren_client::ConnectOptions::from_uri(uri)
+        .expect("a valid URI")
+        .connection_name(name);
+    within(
+        "warren-client connect",
+        warren_client::Connection::connect_with(options),
+    )
+    .await
+    .expect("warren-client connect")
+}
+
+/// Ready messages and consumers of `queue`, from a passive queue.declare: a round trip
+/// through the queue's own mailbox, so it counts every publish this connection made
+/// before it.
+pub async fn counts(channel: &warren_client::Channel, queue: &str) -> (u32, u32) {
+    let options = warren_client::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let info = within(
+        "a passive queue.declare",
+        channel.queue_declare(queue, options),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("passive declare of '{queue}': {e}"));
+    (info.message_count, info.consumer_count)
+}
+
+/// [`counts`] with lapin.
+pub async fn lapin_counts(channel: &lapin::Channel, queue: &str) -> (u32, u32) {
+    let options = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let info = within(
+        "a passive queue.declare",
+        channel.queue_declare(queue.into(), options, Default::default()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("passive declare of '{queue}': {e}"));
+    (info.message_count(), info.consumer_count())
+}
+
+/// Publishes each body to `exchange` with `routing_key` with the bundled client, and
+/// awaits every confirm if the channel is in confirm mode (each must be an ack).
+pub async fn publish_all<B: Into<Bytes>>(
+    channel: &warren_client::Channel,
+    exchange: &str,
+    routing_key: &str,
+    bodies: impl IntoIterator<Item = B>,
+) {
+    let mut confirms = Vec::new();
+    for body in bodies {
+        let confirm = channel
+            .basic_publish(
+                exchange,
+                routing_key,
+                body,
+                BasicProperties::default(),
+                warren_client::PublishOptions::default(),
+            )
+            .await
+            .expect("basic.publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        let outcome = within("a publisher confirm", confirm)
+            .await
+            .expect("the publish was confirmed");
+        assert!(
+            matches!(
+                outcome,
+                warren_client::Confirmation::Ack | warren_client::Confirmation::NotRequested
+            ),
+            "{outcome:?}"
+        );
+    }
+}
+
+/// Publishes one message with lapin and waits for its confirm when the channel is in
+/// confirm mode (which must be an ack).
+pub async fn lapin_publish(
+    channel: &lapin::Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+) {
+    let confirm = within(
+        "a lapin basic.publish",
+        channel.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions::default(),
+            body,
+            lapin::BasicProperties::default(),
+        ),
+    )
+    .await
+    .expect("basic.publish");
+    let outcome = within("a lapin publisher confirm", confirm)
+        .await
+        .expect("the publish was confirmed");
+    assert!(
+        matches!(
+            outcome,
+            lapin::Confirmation::Ack(None) | lapin::Confirmation::NotRequested
+        ),
+        "{outcome:?}"
+    );
+}
+
+/// The next delivery of a lapin consumer, within [`WAIT`]; panics if the stream ends
+/// or fails instead.
+pub async fn next_lapin(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
+    use futures_util::StreamExt;
+    match within("a lapin delivery", consumer.next()).await {
+        Some(Ok(delivery)) => delivery,
+        Some(Err(e)) => panic!("the lapin consumer failed: {e:?}"),
+        None => panic!("the lapin consumer ended"),
+    }
+}
+
+/// The next delivery of a warren-client consumer, within [`WAIT`]; panics if the
+/// stream ends or fails instead.
+pub async fn next_client(consumer: &mut warren_client::Consumer) -> warren_client::Delivery {
+    use futures_util::StreamExt;
+    match within("a warren-client delivery", consumer.next()).await {
+        Some(Ok(delivery)) => delivery,
+        Some(Err(e)) => panic!("the warren-client consumer failed: {e:?}"),
+        None => panic!("the warren-client consumer ended"),
+    }
+}
+
+/// Appends basic.publish, its content header and its body (split into frames of at
+/// most `frame_max` bytes; 0 = one body frame) to `buf`, for tests that write many
+/// publishes at once.
+pub fn encode_publish(
+    buf: &mut BytesMut,
+    channel: u16,
+    publish: BasicPublish,
+    properties: BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) {
+    let header = ContentHeader::new(body.len() as u64, properties);
+    encode_content(buf, channel, &publish.into(), &header, body, frame_max);
+}
+
+/// A basic.publish to `exchange` with `routing_key`, no flags.
+pub fn publish_to(exchange: &str, routing_key: &str) -> BasicPublish {
+    BasicPublish {
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
+        ..Default::default()
+    }
+}
+
+/// A content-bearing method the broker sent (basic.deliver, get-ok, return) with its
+/// header and whole body.
+#[derive(Debug, Clone)]
+pub struct Content {
+    /// The channel it came on.
+    pub channel: u16,
+    /// The method.
+    pub method: Method,
+    /// The content header.
+    pub header: ContentHeader,
+    /// The body, joined from its frames.
+    pub body: Bytes,
+    /// How many body frames carried it.
+    pub body_frames: usize,
 }
 
 /// SASL mechanisms the raw client can log in with.
@@ -409,6 +594,98 @@ impl RawClient {
         match self.recv_method().await {
             (ch, Method::ChannelOpenOk(_)) if ch == id => {}
             other => panic!("expected channel.open-ok on {id}, got {other:?}"),
+        }
+    }
+
+    /// Sends a synchronous method on `channel` and returns the broker's reply, which
+    /// must come on the same channel (a channel.close is returned too, unanswered).
+    pub async fn call(&mut self, channel: u16, method: impl Into<Method>) -> Method {
+        self.send(Frame::method(channel, method)).await;
+        match self.recv_method().await {
+            (ch, reply) if ch == channel => reply,
+            other => panic!("expected a reply on channel {channel}, got {other:?}"),
+        }
+    }
+
+    /// Reads the channel.close the broker must send next on `channel`, answers it with
+    /// close-ok, and returns its reason.
+    pub async fn expect_channel_close(&mut self, channel: u16) -> CloseReason {
+        match self.recv_method().await {
+            (ch, Method::ChannelClose(close)) if ch == channel => {
+                self.send(Frame::method(channel, ChannelCloseOk::default()))
+                    .await;
+                (
+                    close.reply_code,
+                    close.reply_text.as_str().to_owned(),
+                    close.class_id,
+                    close.method_id,
+                )
+            }
+            other => panic!("expected channel.close on channel {channel}, got {other:?}"),
+        }
+    }
+
+    /// Sends one publish with its content (see [`encode_publish`]).
+    pub async fn publish(
+        &mut self,
+        channel: u16,
+        publish: BasicPublish,
+        properties: BasicProperties,
+        body: &[u8],
+        frame_max: u32,
+    ) {
+        let mut buf = BytesMut::new();
+        encode_publish(&mut buf, channel, publish, properties, body, frame_max);
+        self.send_bytes(&buf).await;
+    }
+
+    /// Reads a content-bearing method, its header and every body frame. Panics on
+    /// anything else (heartbeats are skipped).
+    pub async fn recv_content(&mut self) -> Content {
+        let (channel, method) = self.recv_method().await;
+        assert!(
+            matches!(
+                method,
+                Method::BasicDeliver(_) | Method::BasicGetOk(_) | Method::BasicReturn(_)
+            ),
+            "expected a content-bearing method, got {method:?} on channel {channel}"
+        );
+        let header = loop {
+            match self.recv().await {
+                Some(Frame::Heartbeat) => continue,
+                Some(Frame::Header {
+                    channel: ch,
+                    header,
+                }) if ch == channel => break header,
+                other => panic!("expected a content header on channel {channel}, got {other:?}"),
+            }
+        };
+        let mut body = BytesMut::new();
+        let mut body_frames = 0;
+        while (body.len() as u64) < header.body_size {
+            match self.recv().await {
+                Some(Frame::Heartbeat) => continue,
+                Some(Frame::Body {
+                    channel: ch,
+                    body: part,
+                }) if ch == channel => {
+                    body.extend_from_slice(&part);
+                    body_frames += 1;
+                }
+                other => panic!("expected a body frame on channel {channel}, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            body.len() as u64,
+            header.body_size,
+            "body longer than announced"
+        );
+        Content {
+            channel,
+            method,
+            header,
+            body: body.freeze(),
+            body_frames,
         }
     }
 

@@ -163,19 +163,16 @@ impl Vhost {
                 info.name, self.name
             )))
         };
+        // As RabbitMQ: an exclusive flag that differs is a lock conflict (405), checked
+        // before the other properties.
+        if info.exclusive_owner.is_some() != wanted.exclusive {
+            return Err(queue.locked());
+        }
         if info.durable != wanted.durable {
             return differ(
                 "durable",
                 wanted.durable.to_string(),
                 info.durable.to_string(),
-            );
-        }
-        let exclusive = info.exclusive_owner.is_some();
-        if exclusive != wanted.exclusive {
-            return differ(
-                "exclusive",
-                wanted.exclusive.to_string(),
-                exclusive.to_string(),
             );
         }
         if info.auto_delete != wanted.auto_delete {

@@ -114,7 +114,6 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
     let mut connection =
         Connection::new(broker, peer, negotiated, vhost, permissions, frames, writer);
     let reason = connection.run().await;
-    connection.release().await;
     info!(%peer, user = connection.user.name(), vhost = connection.vhost.name(), %reason, "connection closed");
 }
 
@@ -224,6 +223,22 @@ impl Connection {
 
     /// Runs until the connection ends; returns why.
     async fn run(&mut self) -> String {
+        let early_end = self.serve_frames().await;
+        // Release queues, consumers and exclusive queues before the last replies
+        // (close-ok) go out: once a client has close-ok, its exclusive queues are gone.
+        self.release().await;
+        if let Some(reason) = early_end {
+            return reason;
+        }
+        // Flush the last replies (close-ok or close) before the socket goes.
+        let _ = self.writer.write_all(&self.out.buf).await;
+        let _ = self.writer.shutdown().await;
+        std::mem::take(&mut self.close_reason)
+    }
+
+    /// Reads and answers until the connection is done. Returns a reason when it ended
+    /// without a clean close (the socket is unusable or the peer is gone).
+    async fn serve_frames(&mut self) -> Option<String> {
         let shutdown = self.broker.shutdown.clone();
         let mut close_deadline = None;
         while self.state != State::Done {
@@ -240,7 +255,7 @@ impl Connection {
                 }
                 written = self.writer.write_buf(&mut self.out.buf), if !self.out.buf.is_empty() => {
                     match written {
-                        Ok(0) | Err(_) => return "socket closed while writing".into(),
+                        Ok(0) | Err(_) => return Some("socket closed while writing".into()),
                         Ok(_) => self.heartbeat.wrote(),
                     }
                 }
@@ -275,10 +290,10 @@ impl Connection {
                     Beat::Send => self.out.heartbeat(),
                     Beat::PeerDead => {
                         warn!(peer = %self.peer, "missed heartbeats from client; closing");
-                        return "missed heartbeats".into();
+                        return Some("missed heartbeats".into());
                     }
                 },
-                _ = closing_timer => return "no close-ok in time".into(),
+                _ = closing_timer => return Some("no close-ok in time".into()),
             }
             if self.confirms_dirty && self.state == State::Open {
                 self.flush_confirms();
@@ -287,10 +302,7 @@ impl Connection {
                 close_deadline = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
             }
         }
-        // Flush the last replies (close-ok or close) before the socket goes.
-        let _ = self.writer.write_all(&self.out.buf).await;
-        let _ = self.writer.shutdown().await;
-        std::mem::take(&mut self.close_reason)
+        None
     }
 
     /// The frame stream ended: the peer closed, or a decode error ended it (whose close

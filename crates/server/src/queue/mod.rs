@@ -76,14 +76,20 @@ impl QueueHandle {
     /// connection that declared it (405 otherwise).
     pub(crate) fn check_owner(&self, connection: ConnectionId) -> Result<(), ChannelError> {
         match self.info.exclusive_owner {
-            Some(owner) if owner != connection => Err(ChannelError::resource_locked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. \
-                 It could be originally declared on another connection or the exclusive \
-                 property value does not match that of the original declaration.",
-                self.info.name, self.info.vhost
-            ))),
+            Some(owner) if owner != connection => Err(self.locked()),
             _ => Ok(()),
         }
+    }
+
+    /// RabbitMQ's 405 for a queue another connection holds exclusively, or whose
+    /// exclusive flag a redeclare does not match.
+    pub(crate) fn locked(&self) -> ChannelError {
+        ChannelError::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. \
+                 It could be originally declared on another connection or the exclusive \
+                 property value does not match that of the original declaration.",
+            self.info.name, self.info.vhost
+        ))
     }
 }
 
