@@ -13,7 +13,6 @@ use lapin::options::{
 use warren_client::{ConsumeOptions, QueueDeclareOptions};
 use warren_codec::{
     BasicAck, BasicGet, BasicNack, BasicProperties, BasicRecover, BasicReject, Frame, Method,
-    QueueDeclare,
 };
 
 use common::{
@@ -247,16 +246,7 @@ async fn unknown_or_already_settled_delivery_tag_closes_the_channel_with_406() {
     )
     .await;
     client.open_channel(1).await;
-    let reply = client
-        .call(
-            1,
-            QueueDeclare {
-                queue: "tags".into(),
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(matches!(reply, Method::QueueDeclareOk(_)), "{reply:?}");
+    client.declare_queue(1, "tags").await;
     // (method, its method id): each on a fresh channel, as each closes its channel.
     let unknown: [(Method, u16); 4] = [
         (
@@ -588,6 +578,137 @@ async fn deliveries_can_still_be_acked_after_their_consumer_is_cancelled() {
     channel.close().await.unwrap();
     let channel = conn.open_channel().await.unwrap();
     assert_eq!(counts(&channel, "late-acks").await, (0, 0));
+    conn.close().await.unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_channel_puts_its_unacked_messages_back_ahead_of_later_ones() {
+    let broker = TestBroker::start().await;
+    let conn = connect_client(
+        &broker.uri(),
+        "closing_a_channel_puts_its_unacked_messages_back_ahead_of_later_ones",
+    )
+    .await;
+    let channel = conn.open_channel().await.unwrap();
+    channel
+        .queue_declare("front", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    publish_all(&channel, "", "front", ["m1", "m2", "m3"]).await;
+    let consuming = conn.open_channel().await.unwrap();
+    consuming.basic_qos(2, false).await.unwrap();
+    let mut consumer = consuming
+        .basic_consume("front", ConsumeOptions::default())
+        .await
+        .unwrap();
+    let _held = [
+        next_client(&mut consumer).await,
+        next_client(&mut consumer).await,
+    ];
+    assert_eq!(counts(&channel, "front").await, (1, 1));
+    consuming.close().await.unwrap();
+    assert_eq!(
+        drain(&channel, "front").await,
+        owned(&[("m1", true), ("m2", true), ("m3", false)])
+    );
+    conn.close().await.unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_of_a_deleted_queue_can_still_be_settled() {
+    let broker = TestBroker::start().await;
+    let conn = connect_client(
+        &broker.uri(),
+        "deliveries_of_a_deleted_queue_can_still_be_settled",
+    )
+    .await;
+    let channel = conn.open_channel().await.unwrap();
+    channel
+        .queue_declare("gone-before-ack", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    publish_all(&channel, "", "gone-before-ack", ["1", "2"]).await;
+    let first = channel
+        .basic_get("gone-before-ack", false)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = channel
+        .basic_get("gone-before-ack", false)
+        .await
+        .unwrap()
+        .unwrap();
+    let deleter = conn.open_channel().await.unwrap();
+    deleter
+        .queue_delete("gone-before-ack", Default::default())
+        .await
+        .unwrap();
+    // The tags are still the channel's: settling them is no error.
+    first.ack().await.unwrap();
+    second.reject(true).await.unwrap();
+    channel
+        .queue_declare("still-open", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    assert!(channel.is_open());
+    conn.close().await.unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_socket_requeues_its_unacked_messages() {
+    let broker = TestBroker::start().await;
+    let mut raw = RawClient::connect(
+        broker.addr(),
+        "a_dropped_socket_requeues_its_unacked_messages/raw",
+    )
+    .await;
+    let conn = connect_client(
+        &broker.uri(),
+        "a_dropped_socket_requeues_its_unacked_messages/client",
+    )
+    .await;
+    raw.open_channel(1).await;
+    raw.declare_queue(1, "orphaned").await;
+    for body in [&b"p"[..], b"q"] {
+        raw.publish(
+            1,
+            publish_to("", "orphaned"),
+            BasicProperties::default(),
+            body,
+            0,
+        )
+        .await;
+    }
+    let reply = raw
+        .call(
+            1,
+            warren_codec::BasicConsume {
+                queue: "orphaned".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(reply, Method::BasicConsumeOk(_)), "{reply:?}");
+    for expected in [&b"p"[..], b"q"] {
+        let delivery = raw.recv_content().await;
+        assert!(matches!(delivery.method, Method::BasicDeliver(_)));
+        assert_eq!(&delivery.body[..], expected);
+    }
+    let channel = conn.open_channel().await.unwrap();
+    let mut heir = channel
+        .basic_consume("orphaned", ConsumeOptions::default())
+        .await
+        .unwrap();
+    // No connection.close: the socket just goes.
+    drop(raw);
+    for expected in ["p", "q"] {
+        let delivery = next_client(&mut heir).await;
+        assert_eq!(&delivery.body[..], expected.as_bytes());
+        assert!(delivery.redelivered);
+    }
     conn.close().await.unwrap();
     broker.stop().await;
 }

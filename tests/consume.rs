@@ -12,26 +12,13 @@ use lapin::options::{
 use warren_client::{self as wc, ConsumeOptions, QueueDeclareOptions};
 use warren_codec::{
     BasicCancel, BasicCancelOk, BasicConsume, BasicGet, BasicGetEmpty, BasicProperties, Frame,
-    Method, QueueDeclare,
+    Method,
 };
 
 use common::{
     RawClient, TestBroker, connect_client, connect_lapin, counts, lapin_counts, lapin_publish,
     lapin_reply_code, next_client, next_lapin, publish_all, publish_to, within,
 };
-
-async fn raw_declare(client: &mut RawClient, channel: u16, queue: &str) {
-    let reply = client
-        .call(
-            channel,
-            QueueDeclare {
-                queue: queue.into(),
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(matches!(reply, Method::QueueDeclareOk(_)), "{reply:?}");
-}
 
 fn consume(queue: &str, consumer_tag: &str, exclusive: bool) -> BasicConsume {
     BasicConsume {
@@ -98,8 +85,8 @@ async fn exclusive_consumer_keeps_every_other_consumer_out_with_403() {
     )
     .await;
     client.open_channel(1).await;
-    raw_declare(&mut client, 1, "solo").await;
-    raw_declare(&mut client, 1, "crowd").await;
+    client.declare_queue(1, "solo").await;
+    client.declare_queue(1, "crowd").await;
     let reply = client.call(1, consume("solo", "owner", true)).await;
     assert!(matches!(reply, Method::BasicConsumeOk(_)), "{reply:?}");
 
@@ -156,7 +143,7 @@ async fn reusing_a_consumer_tag_on_a_channel_closes_the_connection_with_530() {
     .await;
     client.open_channel(1).await;
     client.open_channel(2).await;
-    raw_declare(&mut client, 1, "twice").await;
+    client.declare_queue(1, "twice").await;
     let reply = client.call(1, consume("twice", "dup", false)).await;
     assert!(matches!(reply, Method::BasicConsumeOk(_)), "{reply:?}");
     // Tags are per channel: the same tag on another channel is fine.
@@ -356,7 +343,7 @@ async fn basic_get_answers_get_ok_with_the_remaining_count_then_get_empty() {
     )
     .await;
     client.open_channel(1).await;
-    raw_declare(&mut client, 1, "pull").await;
+    client.declare_queue(1, "pull").await;
     for body in [&b"one"[..], b"two"] {
         client
             .publish(
@@ -459,28 +446,30 @@ async fn two_consumers_share_a_queue_round_robin_five_each_alternating() {
         .queue_declare("shared-work".into(), Default::default(), Default::default())
         .await
         .unwrap();
-    let mut consumers = Vec::new();
-    for tag in ["left", "right"] {
-        let ch = conn.create_channel().await.unwrap();
-        let consumer = ch
-            .basic_consume(
-                "shared-work".into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                Default::default(),
-            )
-            .await
-            .unwrap();
-        consumers.push((tag, ch, consumer));
-    }
+    let consume_on_own_channel = |tag: &'static str| {
+        let conn = &conn;
+        async move {
+            let ch = conn.create_channel().await.unwrap();
+            let consumer = ch
+                .basic_consume(
+                    "shared-work".into(),
+                    tag.into(),
+                    BasicConsumeOptions::default(),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            (ch, consumer.map(move |d| (tag, d)))
+        }
+    };
+    let (_left_channel, left) = consume_on_own_channel("left").await;
+    let (_right_channel, right) = consume_on_own_channel("right").await;
     for i in 0..10 {
         lapin_publish(&channel, "", "shared-work", i.to_string().as_bytes()).await;
     }
     // Message number → the consumer that got it.
     let mut owner = [""; 10];
-    let [(tag_a, _ch_a, a), (tag_b, _ch_b, b)] = <[_; 2]>::try_from(consumers).ok().unwrap();
-    let mut merged =
-        futures_util::stream::select(a.map(move |d| (tag_a, d)), b.map(move |d| (tag_b, d)));
+    let mut merged = futures_util::stream::select(left, right);
     for _ in 0..10 {
         let (tag, delivery) = within("a delivery", merged.next()).await.unwrap();
         let delivery = delivery.unwrap();

@@ -14,15 +14,8 @@ use warren_codec::{ExchangeDeclare, FieldTable, Frame, Method};
 
 use common::{
     RawClient, TestBroker, connect_client, connect_lapin, counts, lapin_reply_code, publish_all,
+    refused,
 };
-
-/// The reply code a failed warren-client call carries; panics if the call succeeded.
-fn refused<T: std::fmt::Debug>(result: Result<T, wc::Error>) -> u16 {
-    let error = result.expect_err("the broker must refuse this");
-    error
-        .reply_code()
-        .unwrap_or_else(|| panic!("not a close from the broker: {error:?}"))
-}
 
 fn passive() -> ExchangeDeclareOptions {
     ExchangeDeclareOptions {
@@ -320,7 +313,7 @@ async fn delete_if_unused_refuses_an_exchange_with_bindings_with_406() {
         .unwrap();
     let if_unused = ExchangeDeleteOptions { if_unused: true };
     assert_eq!(
-        refused(channel.exchange_delete("busy", if_unused.clone()).await),
+        refused(channel.exchange_delete("busy", if_unused).await),
         406
     );
     let channel = conn.open_channel().await.unwrap();

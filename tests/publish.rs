@@ -20,20 +20,6 @@ use common::{
     next_client, publish_all, publish_to, within,
 };
 
-/// Declares `queue` over the raw client on `channel`.
-async fn raw_declare(client: &mut RawClient, channel: u16, queue: &str) {
-    let reply = client
-        .call(
-            channel,
-            QueueDeclare {
-                queue: queue.into(),
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(matches!(reply, Method::QueueDeclareOk(_)), "{reply:?}");
-}
-
 /// A body whose every byte depends on its position, so a reordered or dropped frame
 /// shows.
 fn patterned(len: usize) -> Vec<u8> {
@@ -55,7 +41,7 @@ async fn content_split_over_many_body_frames_is_reassembled_and_resplit() {
         .await
         .unwrap();
     client.open_channel(1).await;
-    raw_declare(&mut client, 1, "framed").await;
+    client.declare_queue(1, "framed").await;
     let body = patterned(20_000);
     // 4088 bytes of body per frame: five body frames.
     client
@@ -103,7 +89,7 @@ async fn content_frames_of_two_channels_may_interleave() {
         .unwrap();
     client.open_channel(1).await;
     client.open_channel(2).await;
-    raw_declare(&mut client, 1, "woven").await;
+    client.declare_queue(1, "woven").await;
     let (one, two) = (vec![1u8; 10_000], vec![2u8; 10_000]);
     let mut first = BytesMut::new();
     encode_publish(
@@ -169,7 +155,7 @@ async fn message_over_max_message_size_closes_the_channel_with_406() {
     )
     .await;
     client.open_channel(1).await;
-    raw_declare(&mut client, 1, "small").await;
+    client.declare_queue(1, "small").await;
     // Exactly at the limit is fine.
     client
         .publish(
@@ -598,7 +584,7 @@ async fn user_id_other_than_the_authenticated_user_closes_the_channel_with_406()
     )
     .await;
     client.open_channel(1).await;
-    raw_declare(&mut client, 1, "audited").await;
+    client.declare_queue(1, "audited").await;
     // The authenticated user's own name passes.
     let honest = BasicProperties {
         user_id: Some("guest".into()),

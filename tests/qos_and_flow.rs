@@ -62,7 +62,12 @@ async fn prefetch_count_caps_the_unacked_deliveries_of_a_consumer() {
         .await
         .unwrap();
     let mut consumer = channel
-        .basic_consume("capped".into(), "".into(), BasicConsumeOptions::default(), Default::default())
+        .basic_consume(
+            "capped".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
         .await
         .unwrap();
     let mut held = Vec::new();
@@ -74,7 +79,11 @@ async fn prefetch_count_caps_the_unacked_deliveries_of_a_consumer() {
 
     // Each ack opens exactly one slot.
     let mut seen: Vec<Vec<u8>> = held.iter().map(|d| d.data.clone()).collect();
-    held.remove(0).acker.ack(BasicAckOptions::default()).await.unwrap();
+    held.remove(0)
+        .acker
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
     let fourth = next_lapin(&mut consumer).await;
     assert_eq!(fourth.data, b"3");
     seen.push(fourth.data.clone());
@@ -185,14 +194,22 @@ async fn per_consumer_and_channel_wide_prefetch_apply_together() {
         .await
         .unwrap();
     let _held_a = [next_client(&mut a).await, next_client(&mut a).await];
-    assert_eq!(counts(&channel, "both-a").await, (8, 1), "a stops at its own 2");
+    assert_eq!(
+        counts(&channel, "both-a").await,
+        (8, 1),
+        "a stops at its own 2"
+    );
     client_idle(&mut a);
     let mut b = channel
         .basic_consume("both-b", ConsumeOptions::default())
         .await
         .unwrap();
     let held_b = next_client(&mut b).await;
-    assert_eq!(counts(&channel, "both-b").await, (9, 1), "b stops at the channel's 3");
+    assert_eq!(
+        counts(&channel, "both-b").await,
+        (9, 1),
+        "b stops at the channel's 3"
+    );
     client_idle(&mut b);
     assert_eq!(counts(&channel, "both-a").await, (8, 1));
     client_idle(&mut a);
@@ -228,7 +245,10 @@ async fn raising_the_channel_wide_prefetch_lets_more_through_at_once() {
         .basic_consume("widened", ConsumeOptions::default())
         .await
         .unwrap();
-    let mut held = vec![next_client(&mut consumer).await, next_client(&mut consumer).await];
+    let mut held = vec![
+        next_client(&mut consumer).await,
+        next_client(&mut consumer).await,
+    ];
     assert_eq!(counts(&channel, "widened").await, (8, 1));
     channel.basic_qos(5, true).await.unwrap();
     for _ in 0..3 {
@@ -313,7 +333,12 @@ async fn channel_flow_inactive_pauses_deliveries_and_active_resumes_them() {
         .unwrap();
     let channel = conn.create_channel().await.unwrap();
     let mut consumer = channel
-        .basic_consume("paused".into(), "".into(), BasicConsumeOptions::default(), Default::default())
+        .basic_consume(
+            "paused".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
         .await
         .unwrap();
     let mut no_ack = channel
@@ -342,7 +367,10 @@ async fn channel_flow_inactive_pauses_deliveries_and_active_resumes_them() {
     lapin_idle(&mut no_ack);
     // Other channels are not paused: basic.get still works there.
     let got = publisher
-        .basic_get("paused".into(), lapin::options::BasicGetOptions { no_ack: true })
+        .basic_get(
+            "paused".into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
         .await
         .unwrap()
         .expect("a message");

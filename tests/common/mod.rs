@@ -135,6 +135,15 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
         .unwrap_or_else(|_| panic!("{what}: did not happen within {WAIT:?}"))
 }
 
+/// The reply code of the close a failed warren-client call reports; panics if the call
+/// succeeded or failed some other way.
+pub fn refused<T: std::fmt::Debug>(result: Result<T, warren_client::Error>) -> u16 {
+    let error = result.expect_err("the broker must refuse this");
+    error
+        .reply_code()
+        .unwrap_or_else(|| panic!("not a close from the broker: {error:?}"))
+}
+
 /// Connects the bundled client, naming the connection after the test.
 pub async fn connect_client(uri: &str, name: &str) -> warren_client::Connection {
     let options = warren_client::ConnectOptions::from_uri(uri)
@@ -605,6 +614,23 @@ impl RawClient {
             (ch, reply) if ch == channel => reply,
             other => panic!("expected a reply on channel {channel}, got {other:?}"),
         }
+    }
+
+    /// Declares a plain queue named `queue` on `channel` and waits for declare-ok.
+    pub async fn declare_queue(&mut self, channel: u16, queue: &str) {
+        let reply = self
+            .call(
+                channel,
+                warren_codec::QueueDeclare {
+                    queue: queue.into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert!(
+            matches!(reply, Method::QueueDeclareOk(_)),
+            "declaring '{queue}': {reply:?}"
+        );
     }
 
     /// Reads the channel.close the broker must send next on `channel`, answers it with
