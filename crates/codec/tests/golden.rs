@@ -1,4 +1,4 @@
-//! Golden bytes: real traffic between RabbitMQ 3.10 and two clients (pika and amqplib),
+//! Golden bytes: real traffic between RabbitMQ 3.10 and three clients (pika, amqplib, lapin),
 //! captured by `tests/golden/capture.py`, plus hand-made vectors from the spec.
 //!
 //! Every captured frame must decode, the sequence must be the one the capture scripts
@@ -574,6 +574,48 @@ fn amqplib_server_capture_decodes_and_reencodes_exactly() {
 /// RabbitMQ forwards a content header's payload unchanged, and so must warren: each header
 /// a client published reaches the consumer byte for byte (what keeping the raw property
 /// bytes is for).
+/// lapin 4 (the `throughput` example's `--backlog` mode through `capture.py lapin`):
+/// declare, confirm mode, three 16-byte publishes confirmed by one multiple ack, delete.
+#[test]
+fn lapin_capture_decodes_and_reencodes_exactly() {
+    let client = load("lapin.client");
+    assert_sequence(
+        &client,
+        "0:connection.start-ok 0:connection.tune-ok 0:connection.open 1:channel.open \
+         1:queue.declare 1:confirm.select \
+         1:basic.publish 1:H(16) 1:B(16) 1:basic.publish 1:H(16) 1:B(16) \
+         1:basic.publish 1:H(16) 1:B(16) 1:queue.delete 0:connection.close",
+    );
+    assert_reencodes_exactly(&client);
+    let publishes: Vec<&BasicPublish> = methods(&client)
+        .into_iter()
+        .filter_map(|m| match m {
+            Method::BasicPublish(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(publishes.len(), 3);
+    assert!(
+        publishes
+            .iter()
+            .all(|p| p.exchange.is_empty() && p.routing_key.starts_with("backlog-"))
+    );
+    assert_eq!(body(&client, 0), vec![b'x'; 16]);
+
+    let server = load("lapin.server");
+    assert_reencodes_exactly(&server);
+    assert!(matches!(methods(&server)[0], Method::ConnectionStart(_)));
+    let acks: Vec<&BasicAck> = methods(&server)
+        .into_iter()
+        .filter_map(|m| match m {
+            Method::BasicAck(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 1);
+    assert_eq!((acks[0].delivery_tag, acks[0].multiple), (3, true));
+}
+
 #[test]
 fn content_headers_pass_through_rabbitmq_byte_for_byte() {
     for client in ["pika", "amqplib"] {
