@@ -235,12 +235,12 @@ async fn amq_direct_and_amq_fanout_are_predeclared_and_cannot_be_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn topic_and_headers_exchanges_close_the_connection_with_540() {
+async fn headers_exchanges_close_the_connection_with_540() {
     let broker = TestBroker::start().await;
-    for kind in ["topic", "headers"] {
+    for kind in ["headers"] {
         let mut client = RawClient::connect(
             broker.addr(),
-            "topic_and_headers_exchanges_close_the_connection_with_540",
+            "headers_exchanges_close_the_connection_with_540",
         )
         .await;
         client.open_channel(1).await;
@@ -554,5 +554,47 @@ async fn exchange_declare_no_wait_sends_no_reply() {
     let reply = client.call(1, warren_codec::BasicQos::default()).await;
     assert!(matches!(reply, Method::BasicQosOk(_)), "{reply:?}");
     client.close().await;
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_exchange_routes_by_word_patterns() {
+    let broker = TestBroker::start().await;
+    let conn = connect_client(&broker.uri(), "topic_exchange_routes_by_word_patterns").await;
+    let channel = conn.open_channel().await.unwrap();
+    channel
+        .exchange_declare("logs.topic", ExchangeKind::Topic, Default::default())
+        .await
+        .unwrap();
+    for (queue, pattern) in [
+        ("all", "#"),
+        ("errors", "*.error"),
+        ("kernel", "kernel.#"),
+        ("exact", "kernel.error"),
+    ] {
+        channel
+            .queue_declare(queue, QueueDeclareOptions::default())
+            .await
+            .unwrap();
+        channel
+            .queue_bind(queue, "logs.topic", pattern, FieldTable::new())
+            .await
+            .unwrap();
+    }
+    for key in ["kernel.error", "app.error", "kernel", "app.info.debug", ""] {
+        publish_all(&channel, "logs.topic", key, ["m"]).await;
+    }
+    assert_eq!(counts(&channel, "all").await, (5, 0));
+    assert_eq!(counts(&channel, "errors").await, (2, 0));
+    assert_eq!(counts(&channel, "kernel").await, (2, 0));
+    assert_eq!(counts(&channel, "exact").await, (1, 0));
+    // amq.topic is predeclared.
+    channel
+        .queue_bind("exact", "amq.topic", "a.*", FieldTable::new())
+        .await
+        .unwrap();
+    publish_all(&channel, "amq.topic", "a.b", ["m"]).await;
+    assert_eq!(counts(&channel, "exact").await, (2, 0));
+    conn.close().await.unwrap();
     broker.stop().await;
 }

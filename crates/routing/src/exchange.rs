@@ -6,6 +6,7 @@ use std::sync::Arc;
 use warren_codec::FieldTable;
 
 use crate::binding::{Binding, Destination};
+use crate::topic::TopicTrie;
 
 /// The routing algorithm of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum ExchangeKind {
     Direct,
     /// Every binding matches.
     Fanout,
+    /// Binding keys are patterns of `.`-separated words with `*` and `#`.
+    Topic,
 }
 
 impl ExchangeKind {
@@ -22,6 +25,7 @@ impl ExchangeKind {
         match name {
             "direct" => Some(ExchangeKind::Direct),
             "fanout" => Some(ExchangeKind::Fanout),
+            "topic" => Some(ExchangeKind::Topic),
             _ => None,
         }
     }
@@ -31,6 +35,7 @@ impl ExchangeKind {
         match self {
             ExchangeKind::Direct => "direct",
             ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct Exchange {
     bindings: Vec<Binding>,
     /// Direct exchanges: routing key → indexes into `bindings`, for O(1) routing.
     by_key: HashMap<Arc<str>, Vec<usize>>,
+    /// Topic exchanges: binding keys compiled into a trie of indexes into `bindings`.
+    topic: TopicTrie,
 }
 
 impl Exchange {
@@ -81,6 +88,7 @@ impl Exchange {
             spec,
             bindings: Vec::new(),
             by_key: HashMap::new(),
+            topic: TopicTrie::default(),
         }
     }
 
@@ -99,13 +107,7 @@ impl Exchange {
         if self.bindings.contains(&binding) {
             return false;
         }
-        if self.spec.kind == ExchangeKind::Direct {
-            let index = self.bindings.len();
-            self.by_key
-                .entry(binding.routing_key.clone())
-                .or_default()
-                .push(index);
-        }
+        self.index(self.bindings.len(), &binding);
         self.bindings.push(binding);
         true
     }
@@ -121,33 +123,51 @@ impl Exchange {
         removed
     }
 
-    fn reindex(&mut self) {
-        self.by_key.clear();
-        if self.spec.kind == ExchangeKind::Direct {
-            for (i, b) in self.bindings.iter().enumerate() {
-                self.by_key
-                    .entry(b.routing_key.clone())
-                    .or_default()
-                    .push(i);
-            }
+    /// Adds binding `index` to the routing index of the exchange's type.
+    fn index(&mut self, index: usize, binding: &Binding) {
+        match self.spec.kind {
+            ExchangeKind::Direct => self
+                .by_key
+                .entry(binding.routing_key.clone())
+                .or_default()
+                .push(index),
+            ExchangeKind::Topic => self.topic.insert(&binding.routing_key, index),
+            ExchangeKind::Fanout => {}
         }
     }
 
-    /// The destinations whose bindings match the routing key.
+    /// Rebuilds the routing index after removals (rare next to routing).
+    fn reindex(&mut self) {
+        self.by_key.clear();
+        self.topic = TopicTrie::default();
+        let bindings = std::mem::take(&mut self.bindings);
+        for (i, b) in bindings.iter().enumerate() {
+            self.index(i, b);
+        }
+        self.bindings = bindings;
+    }
+
+    /// Calls `found` with the destination of every binding that matches the routing
+    /// key (possibly more than once; the caller deduplicates).
     pub(crate) fn matches<'a>(
         &'a self,
         routing_key: &str,
-    ) -> Box<dyn Iterator<Item = &'a Destination> + 'a> {
+        found: &mut impl FnMut(&'a Destination),
+    ) {
         match self.spec.kind {
-            ExchangeKind::Fanout => Box::new(self.bindings.iter().map(|b| &b.destination)),
-            ExchangeKind::Direct => Box::new(
-                self.by_key
-                    .get(routing_key)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|&i| self.bindings.get(i))
-                    .map(|b| &b.destination),
-            ),
+            ExchangeKind::Fanout => self.bindings.iter().for_each(|b| found(&b.destination)),
+            ExchangeKind::Direct => {
+                for &i in self.by_key.get(routing_key).into_iter().flatten() {
+                    if let Some(b) = self.bindings.get(i) {
+                        found(&b.destination);
+                    }
+                }
+            }
+            ExchangeKind::Topic => self.topic.matches(routing_key, &mut |i| {
+                if let Some(b) = self.bindings.get(i) {
+                    found(&b.destination);
+                }
+            }),
         }
     }
 }

@@ -22,6 +22,7 @@
 mod binding;
 mod error;
 mod exchange;
+mod topic;
 mod topology;
 
 pub use binding::{Binding, Destination};

@@ -152,14 +152,14 @@ impl Topology {
             .exchange(exchange)
             .ok_or_else(|| RoutingError::ExchangeNotFound(exchange.to_owned()))?;
         let mut queues: Vec<Arc<str>> = Vec::new();
-        for destination in source.matches(routing_key) {
-            if let Destination::Queue(q) = destination {
+        source.matches(routing_key, &mut |destination| {
+            if let Destination::Queue(q) = destination
                 // Few destinations per message: a linear check beats hashing.
-                if !queues.contains(q) {
-                    queues.push(q.clone());
-                }
+                && !queues.contains(q)
+            {
+                queues.push(q.clone());
             }
-        }
+        });
         Ok(queues)
     }
 

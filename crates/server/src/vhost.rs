@@ -42,9 +42,10 @@ pub(crate) struct Vhost {
 }
 
 /// The exchanges every vhost has from the start.
-const PREDECLARED: [(&str, ExchangeKind); 2] = [
+const PREDECLARED: [(&str, ExchangeKind); 3] = [
     ("amq.direct", ExchangeKind::Direct),
     ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
 ];
 
 impl Vhost {

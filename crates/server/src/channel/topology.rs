@@ -40,7 +40,7 @@ impl Connection {
             self.check_configure("exchange", name)?;
             let kind = ExchangeKind::parse(&m.kind).ok_or_else(|| match m.kind.as_str() {
                 // Real types, coming with the routing issue: say so rather than "invalid".
-                "topic" | "headers" => ConnectionError::not_implemented(format!(
+                "headers" => ConnectionError::not_implemented(format!(
                     "exchange type '{}' is not supported yet",
                     m.kind
                 )),
