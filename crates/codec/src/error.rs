@@ -43,6 +43,9 @@ pub enum DecodeError {
     /// A short string that is not UTF-8.
     #[error("short string is not valid UTF-8")]
     InvalidUtf8,
+    /// Bytes offered as a short string are longer than 255.
+    #[error("short string of {0} bytes exceeds 255")]
+    ShortStringTooLong(usize),
     /// A content header's property flags set a reserved bit or a continuation word.
     #[error("invalid property flags {0:#06x}")]
     InvalidPropertyFlags(u16),
@@ -67,6 +70,7 @@ impl DecodeError {
             DecodeError::UnknownMethod { .. } => ReplyCode::CommandInvalid,
             DecodeError::UnknownFieldType(_)
             | DecodeError::InvalidUtf8
+            | DecodeError::ShortStringTooLong(_)
             | DecodeError::InvalidPropertyFlags(_)
             | DecodeError::TooDeep => ReplyCode::SyntaxError,
         }

@@ -37,7 +37,7 @@ impl ShortStr {
     /// A short string sharing `bytes` (no copy), checking UTF-8 and the length.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
         if bytes.len() > Self::MAX_LEN {
-            return Err(DecodeError::Truncated("short string"));
+            return Err(DecodeError::ShortStringTooLong(bytes.len()));
         }
         ByteString::try_from(bytes)
             .map(ShortStr)

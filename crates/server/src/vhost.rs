@@ -7,6 +7,7 @@
 //! sees the binding.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
@@ -78,14 +79,15 @@ impl Vhost {
     }
 
     /// Runs `change` on a copy of the current snapshot and publishes the result.
-    fn update<T>(&self, change: impl FnOnce(&mut Snapshot) -> T) -> T {
+    /// A refused change publishes nothing.
+    fn update<T, E>(&self, change: impl FnOnce(&mut Snapshot) -> Result<T, E>) -> Result<T, E> {
         // Poisoning only means a writer panicked mid-change; the snapshot it was
         // building was never published, so the lock's data (nothing) is still fine.
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = Snapshot::clone(&self.snapshot.load());
-        let result = change(&mut next);
+        let result = change(&mut next)?;
         self.snapshot.store(Arc::new(next));
-        result
+        Ok(result)
     }
 
     fn routing_error(&self, e: RoutingError) -> ChannelError {
@@ -218,13 +220,15 @@ impl Vhost {
     /// Removes a queue and its bindings (called by the queue itself as it stops).
     pub(crate) fn remove_queue(&self, queue: &QueueHandle) {
         let name: &str = &queue.info.name;
-        self.update(|s| {
+        let removed: Result<(), Infallible> = self.update(|s| {
             if s.queues.get(name).is_some_and(|q| q.same(queue)) {
                 s.queues.remove(name);
                 s.topology
                     .remove_bindings_to(&Destination::Queue(name.into()));
             }
+            Ok(())
         });
+        let Ok(()) = removed;
     }
 
     /// Deletes the exclusive queues of a connection that closed.
