@@ -7,6 +7,12 @@
 //! Prints one line of JSON: messages, seconds, msg/s, and with `--broker-pid` the
 //! broker's CPU time per message (utime + stime from /proc, in microseconds).
 //!
+//! `--topic-bindings N` publishes through a topic exchange with N bindings instead of
+//! the default exchange: the consumer's queue matches every message through one
+//! `bench.*.hit` binding, and N - 1 other patterns (exact, `*` and `#` mixed, bound to
+//! 100 idle queues) match none. Keys vary per message. The setup time of the
+//! bindings is reported too.
+//!
 //! `--backlog` publishes with no consumer and reports the broker's resident memory
 //! per queued message (VmRSS growth over the run, divided by the messages), then
 //! purges the queue.
@@ -17,10 +23,11 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 struct Args {
     uri: String,
@@ -31,6 +38,7 @@ struct Args {
     prefetch: u16,
     broker_pid: Option<u32>,
     backlog: bool,
+    topic_bindings: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         prefetch: 1000,
         broker_pid: None,
         backlog: false,
+        topic_bindings: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
             "--prefetch" => args.prefetch = number(value()?)? as u16,
             "--broker-pid" => args.broker_pid = Some(number(value()?)? as u32),
             "--backlog" => args.backlog = true,
+            "--topic-bindings" => args.topic_bindings = number(value()?)? as usize,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -139,6 +149,57 @@ async fn backlog(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Queues that hold the bindings no message matches.
+const IDLE_QUEUES: usize = 100;
+
+/// Declares the topic exchange and its `n` bindings (see the module header).
+async fn bind_topic(
+    channel: &Channel,
+    exchange: &str,
+    queue: &str,
+    n: usize,
+) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let bind = |queue: String, pattern: String| async move {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    };
+    bind(queue.to_owned(), "bench.*.hit".into()).await?;
+    for i in 0..IDLE_QUEUES {
+        channel
+            .queue_declare(
+                format!("{queue}-idle{i}").as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for i in 1..n {
+        let pattern = match i % 4 {
+            0 => format!("svc{i}.eu.error"),
+            1 => format!("svc{i}.*.info"),
+            2 => format!("svc{i}.#"),
+            _ => format!("*.us.level{i}"),
+        };
+        bind(format!("{queue}-idle{}", i % IDLE_QUEUES), pattern).await?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
@@ -176,6 +237,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
     }
+    let exchange = format!("throughput-topic-{}", std::process::id());
+    let setup = Instant::now();
+    if args.topic_bindings > 0 {
+        bind_topic(&pub_ch, &exchange, &queue, args.topic_bindings).await?;
+    }
+    let setup_seconds = setup.elapsed().as_secs_f64();
 
     let total = args.messages;
     let manual_ack = args.manual_ack;
@@ -199,11 +266,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu_before = args.broker_pid.and_then(cpu_ticks);
     let start = Instant::now();
     let mut window = VecDeque::new();
-    for _ in 0..total {
+    for i in 0..total {
+        let (exchange, key) = if args.topic_bindings > 0 {
+            (exchange.as_str(), format!("bench.{}.hit", i % 1000))
+        } else {
+            ("", queue.clone())
+        };
         let confirm = pub_ch
             .basic_publish(
-                "".into(),
-                queue.as_str().into(),
+                exchange.into(),
+                key.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
                 BasicProperties::default(),
@@ -234,17 +306,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{{\"messages\": {received}, \"size\": {}, \"confirm\": {}, \"manual_ack\": {}, \
          \"publish_seconds\": {:.3}, \"seconds\": {:.3}, \"msg_per_s\": {:.0}, \
-         \"broker_cpu_us_per_msg\": {cpu_us}}}",
+         \"broker_cpu_us_per_msg\": {cpu_us}, \"topic_bindings\": {}, \
+         \"binding_setup_seconds\": {setup_seconds:.3}}}",
         args.size,
         args.confirm,
         args.manual_ack,
         published.as_secs_f64(),
         elapsed.as_secs_f64(),
-        rate
+        rate,
+        args.topic_bindings,
     );
     pub_ch
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await?;
+    if args.topic_bindings > 0 {
+        for i in 0..IDLE_QUEUES {
+            pub_ch
+                .queue_delete(
+                    format!("{queue}-idle{i}").as_str().into(),
+                    QueueDeleteOptions::default(),
+                )
+                .await?;
+        }
+        pub_ch
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
     producer.close(200, "done".into()).await?;
     consumer_conn.close(200, "done".into()).await?;
     Ok(())

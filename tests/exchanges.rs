@@ -1,6 +1,6 @@
 //! Exchanges end to end: declare (passive, redeclare checks, reserved names), delete,
-//! the default exchange, the predeclared amq.direct and amq.fanout, direct and fanout
-//! routing, and the exchange types not implemented yet.
+//! the default exchange, the predeclared amq.direct and amq.fanout, direct, fanout and
+//! topic routing. tests/routing.rs covers the rest of routing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -231,61 +231,6 @@ async fn amq_direct_and_amq_fanout_are_predeclared_and_cannot_be_deleted() {
     assert_eq!(counts(&channel, "via-direct").await, (1, 0));
     assert_eq!(counts(&channel, "via-fanout").await, (1, 0));
     conn.close().await.unwrap();
-    broker.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headers_exchanges_close_the_connection_with_540() {
-    let broker = TestBroker::start().await;
-    for kind in ["headers"] {
-        let mut client = RawClient::connect(
-            broker.addr(),
-            "headers_exchanges_close_the_connection_with_540",
-        )
-        .await;
-        client.open_channel(1).await;
-        client
-            .send(Frame::method(
-                1,
-                ExchangeDeclare {
-                    exchange: format!("my-{kind}").as_str().into(),
-                    kind: kind.into(),
-                    ..Default::default()
-                },
-            ))
-            .await;
-        let (code, text, class_id, method_id) = client.expect_close().await;
-        assert_eq!(code, 540, "{kind}: {text}");
-        assert!(text.starts_with("NOT_IMPLEMENTED - "), "{text}");
-        assert_eq!((class_id, method_id), (40, 10));
-        client.close_ok().await;
-    }
-    broker.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_exchange_type_closes_the_connection_with_503() {
-    let broker = TestBroker::start().await;
-    let mut client = RawClient::connect(
-        broker.addr(),
-        "unknown_exchange_type_closes_the_connection_with_503",
-    )
-    .await;
-    client.open_channel(1).await;
-    client
-        .send(Frame::method(
-            1,
-            ExchangeDeclare {
-                exchange: "odd".into(),
-                kind: "no-such-type".into(),
-                ..Default::default()
-            },
-        ))
-        .await;
-    let (code, text, class_id, method_id) = client.expect_close().await;
-    assert_eq!(code, 503, "{text}");
-    assert_eq!((class_id, method_id), (40, 10));
-    client.close_ok().await;
     broker.stop().await;
 }
 

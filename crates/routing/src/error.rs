@@ -28,4 +28,27 @@ pub enum RoutingError {
     /// `exchange.delete` with if-unused on an exchange that has bindings (406).
     #[error("exchange '{0}' in use")]
     InUse(String),
+    /// An exchange argument of the wrong type or value (406).
+    #[error("invalid arg '{argument}' for exchange '{exchange}': {reason}")]
+    InvalidArgument {
+        /// The exchange.
+        exchange: String,
+        /// The argument.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Binding arguments the exchange type refuses, such as a bad `x-match` (406).
+    #[error("{0}")]
+    InvalidBinding(String),
+    /// A `CC` or `BCC` header that is not an array (406).
+    #[error(
+        "invalid message: header '{header}' must be an array of strings, not type '{type_letter}'"
+    )]
+    RoutingHeader {
+        /// `CC` or `BCC`.
+        header: &'static str,
+        /// The AMQP type letter the header had.
+        type_letter: char,
+    },
 }

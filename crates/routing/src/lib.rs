@@ -6,26 +6,32 @@
 //! `Arc` so such a copy costs a pointer per exchange, not a deep clone.
 //!
 //! ```
-//! use warren_routing::{ExchangeKind, ExchangeSpec, Topology};
+//! use warren_routing::{Envelope, ExchangeKind, ExchangeSpec, Topology};
 //!
 //! let mut topology = Topology::new();
 //! topology.declare(ExchangeSpec::new("logs", ExchangeKind::Fanout)).unwrap();
 //! topology.bind_queue("logs", "q1", "", Default::default()).unwrap();
 //! topology.bind_queue("logs", "q2", "", Default::default()).unwrap();
+//! let envelope = Envelope::new("anything", None).unwrap();
 //! let mut queues: Vec<String> =
-//!     topology.route("logs", "anything").unwrap().iter().map(|q| q.to_string()).collect();
+//!     topology.route("logs", &envelope).unwrap().iter().map(|q| q.to_string()).collect();
 //! queues.sort();
 //! assert_eq!(queues, ["q1", "q2"]);
 //! ```
 #![deny(missing_docs)]
 
 mod binding;
+mod envelope;
 mod error;
 mod exchange;
+mod headers;
 mod topic;
 mod topology;
 
 pub use binding::{Binding, Destination};
+pub use envelope::Envelope;
 pub use error::RoutingError;
-pub use exchange::{Exchange, ExchangeKind, ExchangeSpec};
+pub use exchange::{
+    ALTERNATE_EXCHANGE, Exchange, ExchangeKind, ExchangeSpec, Unroutable, X_UNROUTABLE,
+};
 pub use topology::Topology;

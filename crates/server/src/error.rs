@@ -87,6 +87,7 @@ constructors!(ChannelError {
     resource_locked => ResourceLocked,
     precondition_failed => PreconditionFailed,
     content_too_large => ContentTooLarge,
+    no_route => NoRoute,
 });
 
 constructors!(ConnectionError {

@@ -25,6 +25,7 @@ mod message;
 mod names;
 mod queue;
 mod server;
+mod unroutable;
 mod vhost;
 
 pub use server::{Server, ShutdownHandle};

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
 use warren_codec::{FieldTable, ShortStr};
-use warren_routing::{Destination, ExchangeKind, ExchangeSpec, RoutingError, Topology};
+use warren_routing::{Destination, Envelope, ExchangeKind, ExchangeSpec, RoutingError, Topology};
 
 use crate::connection::events::ConnectionId;
 use crate::error::ChannelError;
 use crate::queue::{self, Command, QueueHandle, QueueInfo};
+use crate::unroutable::Unroutable;
 
 /// What publishers route against: immutable once published.
 #[derive(Clone, Default)]
@@ -40,13 +41,16 @@ pub(crate) struct Vhost {
     /// Serialises writers; the state itself is the published snapshot.
     writer: Mutex<()>,
     snapshot: ArcSwap<Snapshot>,
+    pub(crate) unroutable: Unroutable,
 }
 
 /// The exchanges every vhost has from the start.
-const PREDECLARED: [(&str, ExchangeKind); 3] = [
+const PREDECLARED: [(&str, ExchangeKind); 5] = [
     ("amq.direct", ExchangeKind::Direct),
     ("amq.fanout", ExchangeKind::Fanout),
     ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
 ];
 
 impl Vhost {
@@ -66,6 +70,7 @@ impl Vhost {
                 topology,
                 queues: HashMap::new(),
             }),
+            unroutable: Unroutable::default(),
         })
     }
 
@@ -90,7 +95,7 @@ impl Vhost {
         Ok(result)
     }
 
-    fn routing_error(&self, e: RoutingError) -> ChannelError {
+    pub(crate) fn routing_error(&self, e: RoutingError) -> ChannelError {
         match e {
             RoutingError::ExchangeNotFound(name) => {
                 ChannelError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
@@ -112,6 +117,17 @@ impl Vhost {
                 "exchange '{name}' in vhost '{}' in use",
                 self.name
             )),
+            RoutingError::InvalidArgument {
+                exchange,
+                argument,
+                reason,
+            } => ChannelError::precondition_failed(format!(
+                "invalid arg '{argument}' for exchange '{exchange}' in vhost '{}': {reason}",
+                self.name
+            )),
+            e @ (RoutingError::InvalidBinding(_) | RoutingError::RoutingHeader { .. }) => {
+                ChannelError::precondition_failed(e.to_string())
+            }
         }
     }
 
@@ -264,6 +280,49 @@ impl Vhost {
         })
     }
 
+    /// Binds exchange `destination` to exchange `source`.
+    pub(crate) fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), ChannelError> {
+        self.update(|s| {
+            s.topology.bind(
+                source,
+                Destination::Exchange(destination.into()),
+                routing_key,
+                arguments,
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| self.routing_error(e))
+    }
+
+    /// Removes an exchange-to-exchange binding; both exchanges must exist.
+    pub(crate) fn unbind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), ChannelError> {
+        self.update(|s| {
+            if s.topology.exchange(destination).is_none() {
+                return Err(RoutingError::ExchangeNotFound(destination.to_owned()));
+            }
+            s.topology.unbind(
+                source,
+                &Destination::Exchange(destination.into()),
+                routing_key,
+                arguments,
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| self.routing_error(e))
+    }
+
     pub(crate) fn unbind_queue(
         &self,
         queue: &str,
@@ -293,11 +352,11 @@ impl Vhost {
         &self,
         snapshot: &Snapshot,
         exchange: &str,
-        routing_key: &str,
+        envelope: &Envelope<'_>,
     ) -> Result<Vec<QueueHandle>, ChannelError> {
         let names = snapshot
             .topology
-            .route(exchange, routing_key)
+            .route(exchange, envelope)
             .map_err(|e| self.routing_error(e))?;
         Ok(names
             .iter()

@@ -35,6 +35,14 @@ impl Confirms {
         seq
     }
 
+    /// Numbers the next publish and nacks it at once: the broker refused it before
+    /// any queue saw it.
+    pub(crate) fn publish_refused(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.nacked.push(self.last_seq);
+        self.last_seq
+    }
+
     /// A queue took (or refused) publish `seq`. A refusal nacks it at once.
     pub(crate) fn on_queue_result(&mut self, seq: u64, ack: bool) {
         let Some(left) = self.pending.get_mut(&seq) else {
@@ -69,10 +77,13 @@ impl Confirms {
             return replies;
         }
         self.acked.sort_unstable();
+        // A multiple ack must not cover a publish still pending, nor one nacked in
+        // this batch (RabbitMQ cuts off at both too).
         let horizon = self
             .pending
             .first_key_value()
-            .map_or(u64::MAX, |(seq, _)| *seq);
+            .map_or(u64::MAX, |(seq, _)| *seq)
+            .min(replies.iter().map(|r| r.seq).min().unwrap_or(u64::MAX));
         let below = self.acked.partition_point(|&seq| seq < horizon);
         if below > 1 {
             replies.push(Reply {
@@ -161,6 +172,26 @@ mod tests {
                 multiple: false,
                 ack: false
             }]
+        );
+    }
+
+    #[test]
+    fn a_refused_publish_is_nacked_in_sequence() {
+        let mut c = Confirms::default();
+        assert_eq!(c.publish(0), 1);
+        assert_eq!(c.publish_refused(), 2);
+        assert_eq!(c.publish(0), 3);
+        assert_eq!(
+            c.drain(),
+            [
+                Reply {
+                    seq: 2,
+                    multiple: false,
+                    ack: false
+                },
+                ack(1, false),
+                ack(3, false)
+            ]
         );
     }
 }

@@ -58,6 +58,8 @@ impl Connection {
             }
             Method::ExchangeDeclare(m) => self.handle_exchange_declare(ch, m),
             Method::ExchangeDelete(m) => self.handle_exchange_delete(ch, m),
+            Method::ExchangeBind(m) => self.handle_exchange_bind(ch, m),
+            Method::ExchangeUnbind(m) => self.handle_exchange_unbind(ch, m),
             Method::QueueDeclare(m) => self.handle_queue_declare(ch, m).await,
             Method::QueueBind(m) => self.handle_queue_bind(ch, m),
             Method::QueueUnbind(m) => self.handle_queue_unbind(ch, m),
@@ -77,13 +79,6 @@ impl Connection {
             Method::TxCommit(_) => self.handle_tx_commit(ch).await,
             Method::TxRollback(_) => self.handle_tx_rollback(ch),
             Method::ConfirmSelect(m) => self.handle_confirm_select(ch, m),
-            Method::ExchangeBind(_) | Method::ExchangeUnbind(_) => {
-                Err(ConnectionError::not_implemented(format!(
-                    "'{}' is not implemented yet",
-                    method.name()
-                ))
-                .into())
-            }
             other => Err(ConnectionError::command_invalid(format!(
                 "unexpected method '{}' from a client",
                 other.name()

@@ -1,6 +1,7 @@
 //! basic.publish: check, route, hand to queues, return or confirm.
 
 use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode};
+use warren_routing::{Envelope, Exchange, RoutingError, Unroutable};
 
 use crate::channel::assembler::Publication;
 use crate::connection::Connection;
@@ -13,6 +14,8 @@ pub(crate) struct Routed {
     pub(crate) message: Message,
     pub(crate) queues: Vec<QueueHandle>,
     pub(crate) mandatory: bool,
+    /// Routed nowhere, on an exchange that refuses such messages.
+    pub(crate) reject: bool,
 }
 
 impl Connection {
@@ -31,9 +34,28 @@ impl Connection {
     }
 
     /// A publish whose content is complete.
-    pub(crate) async fn publish(&mut self, ch: u16, p: Publication) -> Result<(), Error> {
+    pub(crate) async fn publish(&mut self, ch: u16, mut p: Publication) -> Result<(), Error> {
         let failed = |e: ChannelError| Error::from(e.in_method(60, 40));
-        if let Some(user_id) = &p.header.properties().user_id
+        let exchange = p.publish.exchange.as_str();
+        let snapshot = self.vhost.snapshot();
+        // The checks in RabbitMQ's order: exchange, internal, user-id, routing headers.
+        let source = match exchange {
+            "" => None,
+            name => Some(snapshot.topology.exchange(name).ok_or_else(|| {
+                failed(
+                    self.vhost
+                        .routing_error(RoutingError::ExchangeNotFound(name.into())),
+                )
+            })?),
+        };
+        if source.is_some_and(|x| x.spec().internal) {
+            return Err(failed(ChannelError::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.vhost.name()
+            ))));
+        }
+        let properties = p.header.properties();
+        if let Some(user_id) = &properties.user_id
             && user_id.as_str() != self.user.name()
         {
             return Err(failed(ChannelError::precondition_failed(format!(
@@ -41,21 +63,22 @@ impl Connection {
                 self.user.name()
             ))));
         }
-        let exchange = p.publish.exchange.as_str();
-        let snapshot = self.vhost.snapshot();
-        if let Some(x) = snapshot.topology.exchange(exchange)
-            && x.spec().internal
-        {
-            return Err(failed(ChannelError::access_refused(format!(
-                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
-                self.vhost.name()
-            ))));
-        }
+        let envelope = Envelope::new(&p.publish.routing_key, properties.headers.as_ref())
+            .map_err(|e| failed(self.vhost.routing_error(e)))?;
         let queues = self
             .vhost
-            .route(&snapshot, exchange, &p.publish.routing_key)
+            .route(&snapshot, exchange, &envelope)
             .map_err(failed)?;
+        let reject = queues.is_empty() && self.note_unroutable(source, &p.publish);
+        drop(envelope);
         drop(snapshot);
+        // BCC routes but is not delivered: the recipients must not see each other.
+        if let Some(headers) = &p.header.properties().headers
+            && headers.get("BCC").is_some()
+            && let Some(headers) = &mut p.header.properties_mut().headers
+        {
+            headers.remove("BCC");
+        }
         let routed = Routed {
             message: Message::new(
                 &p.publish.exchange,
@@ -65,6 +88,7 @@ impl Connection {
             ),
             queues,
             mandatory: p.publish.mandatory,
+            reject,
         };
         let channel = self.channel(ch)?;
         if let Some(tx) = &mut channel.tx {
@@ -74,6 +98,15 @@ impl Connection {
         self.enqueue(ch, routed).await
     }
 
+    /// Counts and logs a message that routed nowhere; true when its exchange rejects
+    /// such messages (`x-unroutable = "reject"`).
+    fn note_unroutable(&self, source: Option<&Exchange>, publish: &BasicPublish) -> bool {
+        self.vhost
+            .unroutable
+            .record(self.vhost.name(), &publish.exchange, &publish.routing_key);
+        source.is_some_and(|x| x.unroutable() == Unroutable::Reject)
+    }
+
     /// Hands a routed message to its queues, or returns it when it had none and the
     /// publisher asked (mandatory).
     pub(crate) async fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<(), Error> {
@@ -81,6 +114,7 @@ impl Connection {
             message,
             queues,
             mandatory,
+            reject,
         } = routed;
         if queues.is_empty() && mandatory {
             let method = Method::BasicReturn(BasicReturn {
@@ -93,6 +127,27 @@ impl Connection {
                 .content_raw(ch, &method, message.properties(), message.body());
         }
         let channel = self.channel(ch)?;
+        if reject {
+            match channel.confirms.as_mut() {
+                Some(confirms) => {
+                    confirms.publish_refused();
+                    self.confirms_dirty = true;
+                }
+                // A returned message has told its publisher already.
+                None if mandatory => {}
+                None => {
+                    return Err(ChannelError::no_route(format!(
+                        "message to exchange '{}' with routing key '{}' routed to no queue \
+                         and the exchange rejects unroutable messages",
+                        message.exchange(),
+                        message.routing_key()
+                    ))
+                    .in_method(60, 40)
+                    .into());
+                }
+            }
+            return Ok(());
+        }
         let queue_count = u32::try_from(queues.len()).unwrap_or(u32::MAX);
         let seq = channel.confirms.as_mut().map(|c| c.publish(queue_count));
         if seq.is_some() {

@@ -1,15 +1,15 @@
 //! exchange.* and queue.* handlers.
 
 use warren_codec::{
-    ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk, QueueBind, QueueBindOk,
-    QueueDeclareOk, QueueDelete, QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind,
-    QueueUnbindOk, ShortStr,
+    ExchangeBind, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete,
+    ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk, QueueBind, QueueBindOk, QueueDeclareOk,
+    QueueDelete, QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk, ShortStr,
 };
 use warren_routing::{ExchangeKind, ExchangeSpec};
 
 use crate::channel::arguments;
 use crate::connection::Connection;
-use crate::error::{ChannelError, ConnectionError, Error};
+use crate::error::{ChannelError, Error};
 use crate::names;
 use crate::queue::Command;
 use crate::vhost::QueueDeclare;
@@ -38,15 +38,9 @@ impl Connection {
             }
         } else {
             self.check_configure("exchange", name)?;
-            let kind = ExchangeKind::parse(&m.kind).ok_or_else(|| match m.kind.as_str() {
-                // Real types, coming with the routing issue: say so rather than "invalid".
-                "headers" => ConnectionError::not_implemented(format!(
-                    "exchange type '{}' is not supported yet",
-                    m.kind
-                )),
-                other => {
-                    ConnectionError::command_invalid(format!("invalid exchange type '{other}'"))
-                }
+            // 406, as RabbitMQ since 3.11 (3.10 closed the connection with 503).
+            let kind = ExchangeKind::parse(&m.kind).ok_or_else(|| {
+                ChannelError::precondition_failed(format!("invalid exchange type '{}'", m.kind))
             })?;
             if !exists && names::is_reserved(name) {
                 return Err(names::reserved("exchange", name).into());
@@ -159,6 +153,44 @@ impl Connection {
         if !m.no_wait {
             self.out.method(ch, QueueBindOk::default());
         }
+        Ok(())
+    }
+
+    pub(crate) fn handle_exchange_bind(&mut self, ch: u16, m: ExchangeBind) -> Result<(), Error> {
+        self.check_exchange_binding(&m.destination, &m.source)?;
+        self.vhost
+            .bind_exchange(&m.destination, &m.source, &m.routing_key, m.arguments)?;
+        if !m.no_wait {
+            self.out.method(ch, ExchangeBindOk::default());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle_exchange_unbind(
+        &mut self,
+        ch: u16,
+        m: ExchangeUnbind,
+    ) -> Result<(), Error> {
+        self.check_exchange_binding(&m.destination, &m.source)?;
+        self.vhost
+            .unbind_exchange(&m.destination, &m.source, &m.routing_key, &m.arguments)?;
+        if !m.no_wait {
+            self.out.method(ch, ExchangeUnbindOk::default());
+        }
+        Ok(())
+    }
+
+    /// RabbitMQ's checks for exchange.bind / unbind, in its order: write on the
+    /// destination, neither is the default exchange, read on the source.
+    fn check_exchange_binding(&self, destination: &str, source: &str) -> Result<(), Error> {
+        self.check_write("exchange", destination)?;
+        if destination.is_empty() || source.is_empty() {
+            return Err(ChannelError::access_refused(
+                "operation not permitted on the default exchange",
+            )
+            .into());
+        }
+        self.check_read("exchange", source)?;
         Ok(())
     }
 
