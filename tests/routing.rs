@@ -863,3 +863,78 @@ async fn a_binding_is_identified_by_its_key_and_arguments() {
     conn.close(200, "bye".into()).await.unwrap();
     broker.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_changes_while_publishing_lose_nothing_from_stable_bindings() {
+    let broker = TestBroker::start().await;
+    let conn = connect_lapin(
+        &broker.uri(),
+        "binding_changes_while_publishing_lose_nothing_from_stable_bindings",
+    )
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    exchange(&ch, "busy", ExchangeKind::Topic, FieldTable::default()).await;
+    queue_bound(&ch, "stable", "busy", "orders.#", FieldTable::default()).await;
+    within(
+        "queue.declare",
+        ch.queue_declare("churn".into(), Default::default(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+
+    const MESSAGES: u32 = 2_000;
+    let publisher = conn.create_channel().await.unwrap();
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publishing = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            let key = format!("orders.{i}");
+            let outcome = publish(&publisher, "busy", &key, false, FieldTable::default())
+                .await
+                .unwrap();
+            assert!(matches!(outcome, Confirmation::Ack(None)), "{outcome:?}");
+        }
+    });
+    // Bind and unbind other patterns (each change publishes a new topology snapshot)
+    // for as long as the publisher runs.
+    let mut changes = 0u32;
+    while !publishing.is_finished() {
+        let pattern = format!("orders.{}", changes % 50);
+        within(
+            "queue.bind",
+            ch.queue_bind(
+                "churn".into(),
+                "busy".into(),
+                pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .unwrap();
+        within(
+            "queue.unbind",
+            ch.queue_unbind(
+                "churn".into(),
+                "busy".into(),
+                pattern.as_str().into(),
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .unwrap();
+        changes += 1;
+    }
+    within("the publisher", publishing).await.unwrap();
+    assert!(changes > 0);
+    assert_eq!(depths(&ch, &["stable"]).await, [MESSAGES]);
+    conn.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+}

@@ -32,18 +32,16 @@ pub(crate) struct Unroutable {
 pub(crate) enum Report {
     /// The exchange's first unroutable message.
     First,
-    /// `dropped` more since the last report, `total` in all.
-    Since {
-        dropped: u64,
-        total: u64,
-    },
+    /// `count` more since the last report, `total` in all.
+    Since { count: u64, total: u64 },
+    /// Reported recently.
     Quiet,
 }
 
 impl Unroutable {
     /// Counts one unroutable message published to `exchange` ("" for the default
-    /// exchange) and logs it when due.
-    pub(crate) fn record(&self, vhost: &str, exchange: &str, routing_key: &str) {
+    /// exchange) and logs it when due, with what became of it (`outcome`).
+    pub(crate) fn record(&self, vhost: &str, exchange: &str, routing_key: &str, outcome: &str) {
         let name = if exchange.is_empty() {
             "(AMQP default)"
         } else {
@@ -54,15 +52,17 @@ impl Unroutable {
                 vhost,
                 exchange = name,
                 routing_key,
-                "message routed to no queue and dropped; further drops are logged once a \
-                 minute (set mandatory, an alternate-exchange, or x-unroutable = \"reject\")"
+                outcome,
+                "message routed to no queue; this exchange's next ones are reported once a \
+                 minute (mandatory, an alternate-exchange or x-unroutable = \"reject\" \
+                 keep them from being dropped silently)"
             ),
-            Report::Since { dropped, total } => tracing::warn!(
+            Report::Since { count, total } => tracing::warn!(
                 vhost,
                 exchange = name,
-                dropped,
+                unroutable = count,
                 total,
-                "unroutable messages dropped since the last report"
+                "messages routed to no queue since the last report"
             ),
             Report::Quiet => {}
         }
@@ -88,7 +88,7 @@ impl Unroutable {
         }
         tally.last_log = now;
         Report::Since {
-            dropped: std::mem::take(&mut tally.unlogged),
+            count: std::mem::take(&mut tally.unlogged),
             total: tally.total,
         }
     }
@@ -114,10 +114,7 @@ mod tests {
         assert_eq!(u.count("x", start + Duration::from_secs(30)), Report::Quiet);
         assert_eq!(
             u.count("x", start + Duration::from_secs(61)),
-            Report::Since {
-                dropped: 3,
-                total: 4
-            }
+            Report::Since { count: 3, total: 4 }
         );
         assert_eq!(u.count("x", start + Duration::from_secs(62)), Report::Quiet);
         assert_eq!(u.total("x"), 5);

@@ -101,10 +101,19 @@ impl Connection {
     /// Counts and logs a message that routed nowhere; true when its exchange rejects
     /// such messages (`x-unroutable = "reject"`).
     fn note_unroutable(&self, source: Option<&Exchange>, publish: &BasicPublish) -> bool {
-        self.vhost
-            .unroutable
-            .record(self.vhost.name(), &publish.exchange, &publish.routing_key);
-        source.is_some_and(|x| x.unroutable() == Unroutable::Reject)
+        let reject = source.is_some_and(|x| x.unroutable() == Unroutable::Reject);
+        let outcome = match (reject, publish.mandatory) {
+            (true, _) => "rejected",
+            (false, true) => "returned",
+            (false, false) => "dropped",
+        };
+        self.vhost.unroutable.record(
+            self.vhost.name(),
+            &publish.exchange,
+            &publish.routing_key,
+            outcome,
+        );
+        reject
     }
 
     /// Hands a routed message to its queues, or returns it when it had none and the
