@@ -95,6 +95,16 @@ impl BasicProperties {
         flags
     }
 
+    /// Decodes the flags word and property values as [`ContentHeader::raw_properties`]
+    /// returns them (and [`BasicProperties::encode`] writes them).
+    pub fn decode(raw: &Bytes) -> Result<BasicProperties, DecodeError> {
+        let mut r = Reader::new(raw, "basic properties");
+        let mut properties = BasicProperties::default();
+        BasicProperties::decode_into(&mut r, &mut properties)?;
+        r.finish()?;
+        Ok(properties)
+    }
+
     /// Decodes into `p` (all absent on entry), in place: see `ContentHeader::properties`.
     fn decode_into(r: &mut Reader<'_>, p: &mut BasicProperties) -> Result<(), DecodeError> {
         let flags = r.u16()?;
@@ -282,6 +292,14 @@ impl ContentHeader {
 mod tests {
     use super::*;
     use crate::table::FieldValue;
+
+    #[test]
+    fn raw_properties_decode_back() {
+        let mut raw = BytesMut::new();
+        full().encode(&mut raw);
+        assert_eq!(BasicProperties::decode(&raw.freeze()), Ok(full()));
+        assert!(BasicProperties::decode(&Bytes::from_static(&[0x80, 0, 5])).is_err());
+    }
 
     fn full() -> BasicProperties {
         let mut headers = FieldTable::new();

@@ -11,7 +11,7 @@
 //! [inline body]`. Only the broker writes it, through [`Message::new`].
 
 use bytes::{BufMut, Bytes, BytesMut};
-use warren_codec::ShortStr;
+use warren_codec::{BasicProperties, DecodeError, ShortStr};
 
 /// Bodies up to this size are stored next to the message head.
 pub(crate) const INLINE_BODY: usize = 4096;
@@ -26,6 +26,51 @@ pub(crate) struct Message {
 }
 
 impl Message {
+    /// A message with no names, properties or body, allocating nothing: what a queue
+    /// leaves in the place of a message it took out of the middle.
+    pub(crate) fn empty() -> Message {
+        // Lengths of exchange, routing key (u8) and properties (u32), all zero.
+        const EMPTY_HEAD: [u8; 6] = [0; 6];
+        Message {
+            head: Bytes::from_static(&EMPTY_HEAD),
+            large_body: None,
+        }
+    }
+
+    /// The `priority` property, read from the encoded properties without decoding
+    /// them (0 when absent or unreadable).
+    pub(crate) fn priority(&self) -> u8 {
+        let props = self.properties();
+        let Some(&[high, _]) = props.first_chunk::<2>() else {
+            return 0;
+        };
+        // Flag bits 15..11: content-type, content-encoding, headers, delivery-mode,
+        // priority; the values follow in that order.
+        if high & 0x08 == 0 {
+            return 0;
+        }
+        let mut at = 2;
+        let short_str = |at: usize| props.get(at).map(|&len| at + 1 + usize::from(len));
+        let table = |at: usize| {
+            props
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| at + 4 + u32::from_be_bytes(b) as usize)
+        };
+        for (bit, skip) in [(0x80, 0), (0x40, 0), (0x20, 1), (0x10, 2)] {
+            if high & bit != 0 {
+                let next = match skip {
+                    0 => short_str(at),
+                    1 => table(at),
+                    _ => Some(at + 1),
+                };
+                let Some(next) = next else { return 0 };
+                at = next;
+            }
+        }
+        props.get(at).copied().unwrap_or(0)
+    }
+
     pub(crate) fn new(
         exchange: &ShortStr,
         routing_key: &ShortStr,
@@ -95,6 +140,30 @@ impl Message {
         self.head.get(start..end).unwrap_or_default()
     }
 
+    /// The properties, decoded.
+    pub(crate) fn decoded_properties(&self) -> Result<BasicProperties, DecodeError> {
+        let (start, end) = self.properties_range();
+        BasicProperties::decode(&self.head.slice(start.min(end)..end.min(self.head.len())))
+    }
+
+    /// The same body under another exchange, routing key and properties. A large body
+    /// is shared, not copied.
+    pub(crate) fn rewritten(
+        &self,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        properties: &[u8],
+    ) -> Message {
+        let body = match &self.large_body {
+            Some(body) => Bytes::clone(body),
+            None => {
+                let start = self.properties_range().1.min(self.head.len());
+                self.head.slice(start..)
+            }
+        };
+        Message::new(exchange, routing_key, properties, body)
+    }
+
     /// The body.
     pub(crate) fn body(&self) -> &[u8] {
         match &self.large_body {
@@ -131,6 +200,42 @@ mod tests {
         assert_eq!(large.properties(), &[0, 0]);
         assert_eq!(large.body(), &big[..]);
         assert_eq!(large.head.len(), 1 + 1 + 1 + 4 + 2);
+    }
+
+    #[test]
+    fn priority_is_read_past_the_properties_before_it() {
+        use warren_codec::{BasicProperties, FieldTable};
+        let mut headers = FieldTable::new();
+        headers.insert("k", "v");
+        for (properties, expected) in [
+            (BasicProperties::default(), 0),
+            (
+                BasicProperties {
+                    priority: Some(7),
+                    ..Default::default()
+                },
+                7,
+            ),
+            (
+                BasicProperties {
+                    content_type: Some("text/plain".into()),
+                    content_encoding: Some("gzip".into()),
+                    headers: Some(headers),
+                    delivery_mode: Some(2),
+                    priority: Some(9),
+                    correlation_id: Some("c".into()),
+                    ..Default::default()
+                },
+                9,
+            ),
+        ] {
+            let mut raw = bytes::BytesMut::new();
+            properties.encode(&mut raw);
+            let m = Message::new(&"".into(), &"q".into(), &raw, Bytes::new());
+            assert_eq!(m.priority(), expected, "{properties:?}");
+        }
+        assert_eq!(Message::empty().body(), b"");
+        assert_eq!(Message::empty().priority(), 0);
     }
 
     #[test]

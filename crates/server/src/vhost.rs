@@ -33,6 +33,7 @@ pub(crate) struct QueueDeclare {
     pub(crate) exclusive: bool,
     pub(crate) auto_delete: bool,
     pub(crate) arguments: FieldTable,
+    pub(crate) settings: crate::queue::Settings,
 }
 
 pub(crate) struct Vhost {
@@ -161,6 +162,7 @@ impl Vhost {
                 exclusive_owner: declare.exclusive.then_some(connection),
                 auto_delete: declare.auto_delete,
                 arguments: declare.arguments,
+                settings: declare.settings,
             };
             let handle = queue::spawn(info, self.this.clone());
             s.queues

@@ -7,9 +7,9 @@ use warren_codec::{
 
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
-use crate::error::{ConnectionError, Error};
+use crate::error::{ChannelError, ConnectionError, Error};
 use crate::names;
-use crate::queue::{Command, ConsumerSpec, Settle};
+use crate::queue::{Command, ConsumerSpec, Settle, type_name};
 
 impl Connection {
     pub(crate) async fn handle_basic_qos(&mut self, ch: u16, m: BasicQos) -> Result<(), Error> {
@@ -46,6 +46,17 @@ impl Connection {
         } else {
             m.consumer_tag.clone()
         };
+        let priority = match m.arguments.get("x-priority") {
+            None => 0,
+            Some(value) => value.as_i64().ok_or_else(|| {
+                ChannelError::precondition_failed(format!(
+                    "invalid arg 'x-priority' for queue '{name}' in vhost '{}': \
+                     {{unacceptable_type,{}}}",
+                    self.vhost.name(),
+                    type_name(value)
+                ))
+            })?,
+        };
         let connection = self.handle.clone();
         let channel = self.channel(ch)?;
         if channel.consumers.contains_key(&tag) {
@@ -62,6 +73,7 @@ impl Connection {
             no_ack: m.no_ack,
             exclusive: m.exclusive,
             prefetch: channel.prefetch,
+            priority,
         };
         // Registered before the queue can deliver, so its first delivery finds it.
         channel.consumers.insert(tag.clone(), queue.clone());
@@ -147,7 +159,7 @@ impl Connection {
             })
         };
         let redelivered = got.entry.redelivered();
-        let message = got.entry.message;
+        let message = got.message;
         let method = Method::BasicGetOk(BasicGetOk {
             delivery_tag,
             redelivered,

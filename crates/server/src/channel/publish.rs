@@ -16,6 +16,8 @@ pub(crate) struct Routed {
     pub(crate) mandatory: bool,
     /// Routed nowhere, on an exchange that refuses such messages.
     pub(crate) reject: bool,
+    /// The message's own TTL in milliseconds (its `expiration` property).
+    pub(crate) expiration: Option<u64>,
 }
 
 impl Connection {
@@ -63,6 +65,14 @@ impl Connection {
                 self.user.name()
             ))));
         }
+        let expiration = match &properties.expiration {
+            None => None,
+            Some(text) => Some(parse_expiration(text).map_err(|reason| {
+                failed(ChannelError::precondition_failed(format!(
+                    "invalid expiration '{text}': {reason}"
+                )))
+            })?),
+        };
         let envelope = Envelope::new(&p.publish.routing_key, properties.headers.as_ref())
             .map_err(|e| failed(self.vhost.routing_error(e)))?;
         let queues = self
@@ -89,6 +99,7 @@ impl Connection {
             queues,
             mandatory: p.publish.mandatory,
             reject,
+            expiration,
         };
         let channel = self.channel(ch)?;
         if let Some(tx) = &mut channel.tx {
@@ -124,6 +135,7 @@ impl Connection {
             queues,
             mandatory,
             reject,
+            expiration,
         } = routed;
         if queues.is_empty() && mandatory {
             let method = Method::BasicReturn(BasicReturn {
@@ -172,6 +184,7 @@ impl Connection {
                 .send(Command::Publish {
                     message: message.clone(),
                     confirm,
+                    expiration,
                 })
                 .await;
             // A queue deleted since routing: the message was routed, as RabbitMQ
@@ -184,5 +197,26 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+/// The `expiration` property: a non-negative integer of milliseconds, as RabbitMQ reads
+/// it; the error is RabbitMQ's reason term.
+fn parse_expiration(text: &str) -> Result<u64, String> {
+    let n: i64 = text.parse().map_err(|_| "no_integer".to_owned())?;
+    u64::try_from(n).map_err(|_| format!("{{value_negative,{n}}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_is_milliseconds_as_an_integer_string() {
+        assert_eq!(parse_expiration("60000"), Ok(60_000));
+        assert_eq!(parse_expiration("0"), Ok(0));
+        assert_eq!(parse_expiration("abc"), Err("no_integer".into()));
+        assert_eq!(parse_expiration("1.5"), Err("no_integer".into()));
+        assert_eq!(parse_expiration("-1"), Err("{value_negative,-1}".into()));
     }
 }

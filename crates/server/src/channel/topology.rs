@@ -11,7 +11,7 @@ use crate::channel::arguments;
 use crate::connection::Connection;
 use crate::error::{ChannelError, Error};
 use crate::names;
-use crate::queue::Command;
+use crate::queue::{Command, Invalid, Settings};
 use crate::vhost::QueueDeclare;
 
 impl Connection {
@@ -110,6 +110,13 @@ impl Connection {
             }
             self.check_configure("queue", &name)?;
             arguments::check_queue(&m.arguments)?;
+            let settings =
+                Settings::parse(&m.arguments).map_err(|Invalid { argument, reason }| {
+                    ChannelError::precondition_failed(format!(
+                        "invalid arg '{argument}' for queue '{name}' in vhost '{}': {reason}",
+                        self.vhost.name()
+                    ))
+                })?;
             self.vhost.declare_queue(
                 QueueDeclare {
                     name: name.clone(),
@@ -117,11 +124,15 @@ impl Connection {
                     exclusive: m.exclusive,
                     auto_delete: m.auto_delete,
                     arguments: m.arguments,
+                    settings,
                 },
                 self.handle.id,
             )?
         };
         self.channel(ch)?.last_queue = Some(name.clone());
+        if m.no_wait && !created {
+            queue.send(Command::Touch).await;
+        }
         if !m.no_wait {
             let (message_count, consumer_count) = if created {
                 (0, 0)

@@ -2,25 +2,38 @@
 //!
 //! Invariants: a message is in exactly one of `ready` or `unacked` (or gone); a
 //! consumer's `unacked` equals the number of `unacked` entries naming it; the queue
-//! never awaits anything but its mailbox and delivery permits, so it cannot deadlock
-//! with a connection.
+//! never awaits anything but its mailbox, delivery permits and its timer, so it cannot
+//! deadlock with a connection or another queue (dead-letters to a full queue are
+//! handed to a task that waits instead).
+//!
+//! What the queue's settings ask (TTLs, length limits, the delivery limit,
+//! dead-lettering, `x-expires`) is applied here, at the points where messages come and
+//! go: publish, return, expiry.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tracing::debug;
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, warn};
 use warren_codec::ShortStr;
+use warren_routing::Envelope;
 
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event};
 use crate::error::ChannelError;
+use crate::message::Message;
 use crate::queue::consumers::{Consumer, Consumers};
+use crate::queue::dead_letter::{self, Reason, Target};
+use crate::queue::expiry::Expiry;
 use crate::queue::ready::{Entry, Ready};
-use crate::queue::{Command, ConsumerSpec, Got, QueueHandle, Settle};
+use crate::queue::settings::Overflow;
+use crate::queue::{Command, ConfirmTo, ConsumerSpec, Got, QueueHandle, Settle};
 use crate::vhost::Vhost;
 
 /// Commands handled per wake-up before delivering.
@@ -33,6 +46,8 @@ struct Unacked {
     channel: u16,
     /// The consumer it went to; None for basic.get.
     consumer: Option<ShortStr>,
+    /// Its TTL ran out while a consumer held it: it expires if it comes back.
+    expired: bool,
 }
 
 #[derive(PartialEq, Eq)]
@@ -56,21 +71,38 @@ pub(crate) struct Queue {
     /// Events for connections, sent as one batch per connection per wake-up: one
     /// wake of the connection task for many deliveries and confirms.
     outbox: Vec<(ConnectionHandle, Vec<Event>)>,
+    /// Message deadlines (TTLs).
+    expiry: Expiry,
+    /// Last consume, get, declare or consumer leaving, for `x-expires`.
+    last_used: Instant,
+    /// Wakes the queue for the next deadline (a message's, or its own `x-expires`).
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    /// The dead-letter exchange was missing: warned once.
+    warned_missing_dlx: bool,
 }
 
 impl Queue {
     pub(crate) fn new(handle: QueueHandle, vhost: Weak<Vhost>) -> Self {
+        let settings = &handle.info.settings;
+        let ready = Ready::with_max_priority(settings.max_priority.unwrap_or(0));
+        let consumers = Consumers::new(settings.single_active_consumer);
         Queue {
             handle,
             vhost,
-            ready: Ready::default(),
+            ready,
             next_id: 1,
             unacked: HashMap::new(),
-            consumers: Consumers::default(),
+            consumers,
             starved: HashSet::new(),
             waits: FuturesUnordered::new(),
             permits: HashMap::new(),
             outbox: Vec::new(),
+            expiry: Expiry::default(),
+            last_used: Instant::now(),
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer_at: None,
+            warned_missing_dlx: false,
         }
     }
 
@@ -106,8 +138,21 @@ impl Queue {
                         None => self.connection_gone(connection),
                     }
                 }
+                () = &mut self.timer, if self.timer_at.is_some() => {
+                    self.timer_at = None;
+                }
             }
+            // A message whose TTL is 0 may still go to a consumer that can take it
+            // now: expire strictly before delivering, and what is left after.
+            self.expire_due(false);
             self.deliver();
+            self.expire_due(true);
+            if self.idle_expired() {
+                debug!(queue = self.name(), "queue unused past its x-expires");
+                self.remove_from_vhost();
+                break;
+            }
+            self.arm_timer();
             self.flush_outbox();
         }
         self.flush_outbox();
@@ -116,22 +161,13 @@ impl Queue {
 
     fn handle(&mut self, command: Command) -> Flow {
         match command {
-            Command::Publish { message, confirm } => {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.ready.push(Entry::new(id, message));
-                if let Some(c) = confirm {
-                    self.post(
-                        &c.connection,
-                        Event::Confirm {
-                            channel: c.channel,
-                            seq: c.seq,
-                            ack: true,
-                        },
-                    );
-                }
-            }
+            Command::Publish {
+                message,
+                confirm,
+                expiration,
+            } => self.publish(message, confirm, expiration),
             Command::Consume { consumer, reply } => {
+                self.last_used = Instant::now();
                 let _ = reply.send(self.consume(consumer));
             }
             Command::Cancel {
@@ -141,6 +177,7 @@ impl Queue {
                 reply,
             } => {
                 self.consumers.remove(connection, channel, &tag);
+                self.last_used = Instant::now();
                 let _ = reply.send(());
                 return self.auto_delete_check();
             }
@@ -151,6 +188,7 @@ impl Queue {
                 no_ack,
                 reply,
             } => {
+                self.last_used = Instant::now();
                 let got = self.ready.pop().map(|entry| {
                     if !no_ack {
                         self.unacked.insert(
@@ -160,10 +198,12 @@ impl Queue {
                                 connection,
                                 channel,
                                 consumer: None,
+                                expired: false,
                             },
                         );
                     }
                     Got {
+                        message: self.as_delivered(&entry),
                         entry,
                         remaining: count(self.ready.len()),
                     }
@@ -195,7 +235,9 @@ impl Queue {
                     return Flow::Stop;
                 }
             }
+            Command::Touch => self.last_used = Instant::now(),
             Command::Counts { reply } => {
+                self.last_used = Instant::now();
                 let _ = reply.send((count(self.ready.len()), count(self.consumers.len())));
             }
             Command::ChannelClosed {
@@ -206,6 +248,7 @@ impl Queue {
                 self.consumers.remove_channel(connection, channel);
                 self.requeue_where(|u| u.connection == connection && u.channel == channel);
                 if had {
+                    self.last_used = Instant::now();
                     return self.auto_delete_check();
                 }
             }
@@ -237,23 +280,228 @@ impl Queue {
             {
                 c.unacked = c.unacked.saturating_sub(1);
             }
-            if how == Settle::Requeue {
-                self.ready.requeue(u.entry);
+            match how {
+                Settle::Ack => {}
+                Settle::Requeue => self.give_back(u),
+                Settle::Discard => self.dead_letter(&u.entry.message, Reason::Rejected),
             }
         }
     }
 
     fn requeue_where(&mut self, pred: impl Fn(&Unacked) -> bool) {
-        let ids: Vec<u64> = self
+        let mut ids: Vec<u64> = self
             .unacked
             .iter()
             .filter(|(_, u)| pred(u))
             .map(|(id, _)| *id)
             .collect();
+        ids.sort_unstable();
         for id in ids {
             if let Some(u) = self.unacked.remove(&id) {
-                self.ready.requeue(u.entry);
+                self.give_back(u);
             }
+        }
+    }
+
+    /// A delivered message came back undone: ready again, unless it expired meanwhile
+    /// or has come back more often than the delivery limit allows.
+    fn give_back(&mut self, u: Unacked) {
+        let limit = self.handle.info.settings.delivery_limit;
+        if u.expired {
+            self.dead_letter(&u.entry.message, Reason::Expired);
+        } else if limit.is_some_and(|limit| u.entry.returns() + 1 > limit) {
+            self.dead_letter(&u.entry.message, Reason::DeliveryLimit);
+        } else {
+            self.ready.requeue(u.entry);
+        }
+    }
+
+    fn publish(&mut self, message: Message, confirm: Option<ConfirmTo>, expiration: Option<u64>) {
+        let settings = &self.handle.info.settings;
+        let overflow = settings.overflow;
+        if overflow != Overflow::DropHead && self.is_full() {
+            if let Some(c) = confirm {
+                self.confirm(&c, false);
+            }
+            if overflow == Overflow::RejectPublishDlx {
+                self.dead_letter(&message, Reason::Maxlen);
+            }
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let ttl = match (settings.message_ttl, expiration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(ttl) = ttl {
+            let deadline = self.expiry.now_ms().saturating_add(ttl);
+            self.expiry.schedule(id, deadline);
+        }
+        self.ready.push(Entry::new(id, message));
+        if let Some(c) = confirm {
+            self.confirm(&c, true);
+        }
+        while self.is_over_limit() {
+            let Some(oldest) = self.ready.pop() else {
+                break;
+            };
+            self.dead_letter(&oldest.message, Reason::Maxlen);
+        }
+    }
+
+    fn confirm(&mut self, c: &ConfirmTo, ack: bool) {
+        self.post(
+            &c.connection,
+            Event::Confirm {
+                channel: c.channel,
+                seq: c.seq,
+                ack,
+            },
+        );
+    }
+
+    /// At a length limit: one more message would exceed it.
+    fn is_full(&self) -> bool {
+        let s = &self.handle.info.settings;
+        s.max_length
+            .is_some_and(|max| self.ready.len() as u64 >= max)
+            || s.max_length_bytes
+                .is_some_and(|max| self.ready.bytes() >= max)
+    }
+
+    /// Past a length limit.
+    fn is_over_limit(&self) -> bool {
+        let s = &self.handle.info.settings;
+        s.max_length
+            .is_some_and(|max| self.ready.len() as u64 > max)
+            || s.max_length_bytes
+                .is_some_and(|max| self.ready.bytes() > max)
+    }
+
+    /// Expires the messages whose deadline has passed: ready ones go (dead-lettered
+    /// when there is a dead-letter exchange); one a consumer holds expires if it comes
+    /// back.
+    fn expire_due(&mut self, inclusive: bool) {
+        if self.expiry.is_empty() {
+            return;
+        }
+        let now = self.expiry.now_ms();
+        while let Some(id) = self.expiry.pop_due(now, inclusive) {
+            if let Some(entry) = self.ready.remove(id) {
+                self.dead_letter(&entry.message, Reason::Expired);
+            } else if let Some(u) = self.unacked.get_mut(&id) {
+                u.expired = true;
+            }
+        }
+        let (ready, unacked) = (&self.ready, &self.unacked);
+        self.expiry.compact(ready.len() + unacked.len(), |id| {
+            unacked.contains_key(&id) || ready.holds(id)
+        });
+    }
+
+    /// Unused for longer than `x-expires`.
+    fn idle_expired(&self) -> bool {
+        self.handle.info.settings.expires.is_some_and(|ms| {
+            self.consumers.is_empty() && self.last_used.elapsed().as_millis() >= u128::from(ms)
+        })
+    }
+
+    /// Sets the timer for the earliest deadline.
+    fn arm_timer(&mut self) {
+        let idle = self
+            .handle
+            .info
+            .settings
+            .expires
+            .filter(|_| self.consumers.is_empty())
+            .map(|ms| self.last_used + tokio::time::Duration::from_millis(ms));
+        let next = match (self.expiry.next_deadline(), idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if next != self.timer_at {
+            if let Some(at) = next {
+                self.timer.as_mut().reset(at);
+            }
+            self.timer_at = next;
+        }
+    }
+
+    /// Sends a message that leaves this queue undone to the dead-letter exchange, if
+    /// the queue has one; otherwise it is dropped.
+    fn dead_letter(&mut self, message: &Message, reason: Reason) {
+        let settings = &self.handle.info.settings;
+        let Some(exchange) = settings.dead_letter_exchange.clone() else {
+            return;
+        };
+        let Some(vhost) = self.vhost.upgrade() else {
+            return;
+        };
+        let target = Target {
+            exchange: &exchange,
+            routing_key: settings.dead_letter_routing_key.as_deref(),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let dead = match dead_letter::dead_letter(message, self.name(), reason, &target, now) {
+            Ok(dead) => dead,
+            Err(e) => {
+                warn!(queue = self.name(), error = %e, "cannot dead-letter a message; dropped");
+                return;
+            }
+        };
+        let snapshot = vhost.snapshot();
+        let mut queues: Vec<QueueHandle> = Vec::new();
+        for key in &dead.routing_keys {
+            let Ok(envelope) = Envelope::new(key, None) else {
+                continue;
+            };
+            match vhost.route(&snapshot, &exchange, &envelope) {
+                Ok(found) => {
+                    for queue in found {
+                        if !dead.cycles_through(&queue.info.name)
+                            && !queues.iter().any(|q| q.same(&queue))
+                        {
+                            queues.push(queue);
+                        }
+                    }
+                }
+                Err(_) => {
+                    if !self.warned_missing_dlx {
+                        self.warned_missing_dlx = true;
+                        warn!(
+                            queue = self.name(),
+                            dead_letter_exchange = &*exchange,
+                            "dead-letter exchange does not exist; dead-lettered messages are dropped"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        for queue in queues {
+            let command = Command::Publish {
+                message: dead.message.clone(),
+                confirm: None,
+                expiration: None,
+            };
+            // Never wait on another queue's mailbox (two queues dead-lettering into
+            // each other could wait forever): a full one gets a task that waits.
+            if let Err(Some(command)) = queue.try_send(command) {
+                tokio::spawn(async move { queue.send(command).await });
+            }
+        }
+    }
+
+    /// The message as a consumer gets it: with `x-delivery-count` once it has come
+    /// back, as RabbitMQ's quorum queues deliver it.
+    fn as_delivered(&self, entry: &Entry) -> Message {
+        match entry.returns() {
+            0 => entry.message.clone(),
+            returns => dead_letter::with_delivery_count(&entry.message, returns)
+                .unwrap_or_else(|_| entry.message.clone()),
         }
     }
 
@@ -307,16 +555,18 @@ impl Queue {
                         connection: connection.id,
                         channel,
                         consumer: Some(tag.clone()),
+                        expired: false,
                     },
                 );
             }
+            let message = self.as_delivered(&entry);
             let delivery = Delivery {
                 channel,
                 consumer_tag: tag,
                 queue: self.handle.clone(),
                 message_id: entry.id(),
                 redelivered: entry.redelivered(),
-                message: entry.message,
+                message,
                 no_ack,
                 _permit: permit,
             };

@@ -1,4 +1,6 @@
-//! A queue's consumers, served round-robin.
+//! A queue's consumers: served round-robin among those of the highest priority
+//! (`x-priority`) that can take a delivery, as RabbitMQ does; or, on a single active
+//! consumer queue, only the longest-standing consumer until it goes.
 
 use warren_codec::ShortStr;
 
@@ -24,12 +26,23 @@ impl Consumer {
 
 #[derive(Default)]
 pub(crate) struct Consumers {
+    /// By priority, highest first; in arrival order within a priority (and always in
+    /// arrival order with a single active consumer).
     list: Vec<Consumer>,
     /// Where the next round-robin search starts.
     cursor: usize,
+    single_active: bool,
 }
 
 impl Consumers {
+    /// No consumers yet; with `single_active`, only the first of them receives.
+    pub(crate) fn new(single_active: bool) -> Self {
+        Consumers {
+            single_active,
+            ..Consumers::default()
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
@@ -43,7 +56,16 @@ impl Consumers {
     }
 
     pub(crate) fn add(&mut self, spec: ConsumerSpec) {
-        self.list.push(Consumer { spec, unacked: 0 });
+        let at = if self.single_active {
+            self.list.len()
+        } else {
+            self.list
+                .partition_point(|c| c.spec.priority >= spec.priority)
+        };
+        if at < self.cursor {
+            self.cursor += 1;
+        }
+        self.list.insert(at, Consumer { spec, unacked: 0 });
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Consumer> {
@@ -110,16 +132,33 @@ impl Consumers {
         std::mem::take(&mut self.list)
     }
 
-    /// The first consumer at or after the cursor that `accept` takes, moving the cursor
-    /// past it so the next search starts with the one after: round-robin.
+    /// The consumer to try next that `accept` takes: within the highest priority
+    /// that has one, the first at or after the cursor, moving the cursor past it so the
+    /// next search starts with the one after (round-robin). With a single active
+    /// consumer, only the first consumer is ever asked.
     pub(crate) fn next(&mut self, mut accept: impl FnMut(&mut Consumer) -> bool) -> Option<usize> {
-        let n = self.list.len();
-        for step in 0..n {
-            let i = (self.cursor + step) % n;
-            if accept(&mut self.list[i]) {
-                self.cursor = (i + 1) % n;
-                return Some(i);
+        if self.single_active {
+            let first = self.list.first_mut()?;
+            return accept(first).then_some(0);
+        }
+        let mut start = 0;
+        while start < self.list.len() {
+            let priority = self.list[start].spec.priority;
+            let end = start + self.list[start..].partition_point(|c| c.spec.priority == priority);
+            let n = end - start;
+            let from = if (start..end).contains(&self.cursor) {
+                self.cursor - start
+            } else {
+                0
+            };
+            for step in 0..n {
+                let i = start + (from + step) % n;
+                if accept(&mut self.list[i]) {
+                    self.cursor = i + 1;
+                    return Some(i);
+                }
             }
+            start = end;
         }
         None
     }

@@ -5,7 +5,10 @@
 
 mod actor;
 mod consumers;
+mod dead_letter;
+mod expiry;
 mod ready;
+mod settings;
 
 use std::sync::{Arc, Weak};
 
@@ -19,6 +22,7 @@ use crate::message::Message;
 use crate::vhost::Vhost;
 
 pub(crate) use ready::Entry;
+pub(crate) use settings::{Invalid, Settings, type_name};
 
 /// Commands a queue's mailbox holds before senders wait.
 const MAILBOX: usize = 1024;
@@ -34,6 +38,8 @@ pub(crate) struct QueueInfo {
     pub(crate) exclusive_owner: Option<ConnectionId>,
     pub(crate) auto_delete: bool,
     pub(crate) arguments: FieldTable,
+    /// What the arguments ask of the queue's behaviour.
+    pub(crate) settings: Settings,
 }
 
 /// A channel's way to a queue. Cheap to clone.
@@ -50,6 +56,14 @@ impl std::fmt::Debug for QueueHandle {
 }
 
 impl QueueHandle {
+    /// Sends a command without waiting; hands it back when the mailbox is full.
+    pub(crate) fn try_send(&self, command: Command) -> Result<(), Option<Command>> {
+        self.tx.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(command) => Some(command),
+            mpsc::error::TrySendError::Closed(_) => None,
+        })
+    }
+
     /// Sends a command, waiting for mailbox room; false if the queue has gone.
     pub(crate) async fn send(&self, command: Command) -> bool {
         self.tx.send(command).await.is_ok()
@@ -103,6 +117,8 @@ pub(crate) struct ConsumerSpec {
     pub(crate) exclusive: bool,
     /// Per-consumer prefetch (basic.qos global = false); 0 = no limit.
     pub(crate) prefetch: u16,
+    /// `x-priority`: higher-priority consumers are served first.
+    pub(crate) priority: i64,
 }
 
 /// What settling a delivery does with the message.
@@ -112,13 +128,16 @@ pub(crate) enum Settle {
     Ack,
     /// Put it back for redelivery.
     Requeue,
-    /// Rejected without requeue: remove (dead-lettering comes with its own issue).
+    /// Rejected without requeue: dead-letter (or drop when there is no
+    /// dead-letter exchange).
     Discard,
 }
 
 /// A message taken by basic.get.
 pub(crate) struct Got {
     pub(crate) entry: Entry,
+    /// The message as delivered (with `x-delivery-count` when it came back before).
+    pub(crate) message: Message,
     /// Ready messages left after this one.
     pub(crate) remaining: u32,
 }
@@ -135,6 +154,8 @@ pub(crate) enum Command {
     Publish {
         message: Message,
         confirm: Option<ConfirmTo>,
+        /// The message's own TTL in milliseconds (its `expiration` property).
+        expiration: Option<u64>,
     },
     Consume {
         consumer: ConsumerSpec,
@@ -164,7 +185,9 @@ pub(crate) enum Command {
         if_empty: bool,
         reply: oneshot::Sender<Result<u32, ChannelError>>,
     },
-    /// Ready messages and consumers, for declare-ok.
+    /// A redeclare that wants no reply: the queue counts as used (`x-expires`).
+    Touch,
+    /// Ready messages and consumers, for declare-ok (the queue counts as used).
     Counts {
         reply: oneshot::Sender<(u32, u32)>,
     },
@@ -190,6 +213,7 @@ impl QueueInfo {
             exclusive_owner: None,
             auto_delete: false,
             arguments: FieldTable::new(),
+            settings: Settings::default(),
         }
     }
 }

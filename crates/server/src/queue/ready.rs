@@ -1,6 +1,8 @@
 //! Ready messages in delivery order. New messages go to the back; a requeued message
 //! goes back to its original position (by its id), so a rejected message is retried
-//! before anything published after it, as in RabbitMQ.
+//! before anything published after it, as in RabbitMQ. A message can also be taken out
+//! of the middle (it expired): it leaves a tombstone that keeps the order searchable
+//! and frees the message at once. A priority queue keeps one such order per priority.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -9,63 +11,168 @@ use crate::message::Message;
 /// A message in a queue, with the queue's delivery state for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    /// Queue-local id (increasing in publish order) in the low 63 bits, the
-    /// redelivered flag in the top bit: a queue slot of 48 bytes instead of 56.
-    id_and_flag: u64,
+    /// Queue-local id (increasing in publish order) in the low 48 bits, how often the
+    /// message came back from a consumer in the next 15, a tombstone flag on top: a
+    /// queue slot of 48 bytes instead of 64.
+    bits: u64,
     pub(crate) message: Message,
 }
 
-const REDELIVERED: u64 = 1 << 63;
+const ID: u64 = (1 << 48) - 1;
+const RETURNS_SHIFT: u32 = 48;
+const MAX_RETURNS: u64 = (1 << 15) - 1;
+const TOMBSTONE: u64 = 1 << 63;
 
 impl Entry {
     pub(crate) fn new(id: u64, message: Message) -> Self {
         Entry {
-            id_and_flag: id & !REDELIVERED,
+            bits: id & ID,
             message,
         }
     }
 
     /// Queue-local id, increasing in publish order.
     pub(crate) fn id(&self) -> u64 {
-        self.id_and_flag & !REDELIVERED
+        self.bits & ID
+    }
+
+    /// How many times the message came back undone (nack or reject with requeue, or its
+    /// consumer's channel closing); saturates at 32,767.
+    pub(crate) fn returns(&self) -> u64 {
+        (self.bits >> RETURNS_SHIFT) & MAX_RETURNS
     }
 
     /// Whether the message was delivered before.
     pub(crate) fn redelivered(&self) -> bool {
-        self.id_and_flag & REDELIVERED != 0
+        self.returns() > 0
+    }
+
+    fn count_return(&mut self) {
+        let returns = (self.returns() + 1).min(MAX_RETURNS);
+        self.bits = (self.bits & !(MAX_RETURNS << RETURNS_SHIFT)) | (returns << RETURNS_SHIFT);
+    }
+
+    fn is_tombstone(&self) -> bool {
+        self.bits & TOMBSTONE != 0
+    }
+
+    fn body_len(&self) -> u64 {
+        self.message.body().len() as u64
     }
 }
 
-/// Messages waiting for a consumer.
-#[derive(Debug, Default)]
+/// Messages waiting for a consumer, by priority level (one level unless the queue
+/// was declared with `x-max-priority`): the highest level that has a message goes
+/// first, and within a level, publish order.
+#[derive(Debug)]
 pub(crate) struct Ready {
-    /// Never delivered, in id order.
+    /// Index = priority; a message's priority above the top level counts as the top.
+    levels: Vec<Level>,
+    /// Messages, not counting tombstones.
+    live: usize,
+    /// Body bytes of those messages.
+    bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Level {
+    /// Never delivered, in id order; may hold tombstones.
     fresh: VecDeque<Entry>,
     /// Returned by consumers; merged with `fresh` by id on the way out.
     requeued: BTreeMap<u64, Entry>,
 }
 
+impl Default for Ready {
+    fn default() -> Self {
+        Ready::with_max_priority(0)
+    }
+}
+
 impl Ready {
+    /// A queue whose messages have priorities 0 to `max`.
+    pub(crate) fn with_max_priority(max: u8) -> Self {
+        Ready {
+            levels: (0..=max).map(|_| Level::default()).collect(),
+            live: 0,
+            bytes: 0,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.fresh.len() + self.requeued.len()
+        self.live
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.fresh.is_empty() && self.requeued.is_empty()
+        self.live == 0
+    }
+
+    /// Body bytes of the ready messages.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn level_of(&mut self, entry: &Entry) -> &mut Level {
+        let top = self.levels.len() - 1;
+        let at = if top == 0 {
+            0
+        } else {
+            usize::from(entry.message.priority()).min(top)
+        };
+        &mut self.levels[at]
     }
 
     pub(crate) fn push(&mut self, entry: Entry) {
-        self.fresh.push_back(entry);
+        self.live += 1;
+        self.bytes += entry.body_len();
+        self.level_of(&entry).fresh.push_back(entry);
     }
 
-    /// Puts back a delivered message, marked redelivered.
+    /// Puts back a delivered message, counting the return.
     pub(crate) fn requeue(&mut self, mut entry: Entry) {
-        entry.id_and_flag |= REDELIVERED;
-        self.requeued.insert(entry.id(), entry);
+        entry.count_return();
+        self.live += 1;
+        self.bytes += entry.body_len();
+        self.level_of(&entry).requeued.insert(entry.id(), entry);
     }
 
-    /// The next message in id order.
+    /// The next message: highest priority first, then in id order.
     pub(crate) fn pop(&mut self) -> Option<Entry> {
+        if self.live == 0 {
+            return None;
+        }
+        let entry = self.levels.iter_mut().rev().find_map(Level::pop)?;
+        self.taken(&entry);
+        Some(entry)
+    }
+
+    /// Takes out the message with `id`, wherever it is.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.levels.iter_mut().find_map(|l| l.remove(id))?;
+        self.taken(&entry);
+        Some(entry)
+    }
+
+    /// Whether the message with `id` is ready.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        self.levels.iter().any(|l| l.holds(id))
+    }
+
+    /// Removes every ready message; returns how many.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.live;
+        *self = Ready::with_max_priority(u8::try_from(self.levels.len() - 1).unwrap_or(u8::MAX));
+        n
+    }
+
+    fn taken(&mut self, entry: &Entry) {
+        self.live -= 1;
+        self.bytes -= entry.body_len();
+    }
+}
+
+impl Level {
+    fn pop(&mut self) -> Option<Entry> {
+        self.drop_front_tombstones();
         let requeued_first = match (self.requeued.first_key_value(), self.fresh.front()) {
             (Some((id, _)), Some(fresh)) => *id < fresh.id(),
             (Some(_), None) => true,
@@ -78,19 +185,51 @@ impl Ready {
         }
     }
 
-    /// Removes every ready message; returns how many.
-    pub(crate) fn clear(&mut self) -> usize {
-        let n = self.len();
-        self.fresh.clear();
-        self.requeued.clear();
-        n
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        if let Some(entry) = self.requeued.remove(&id) {
+            return Some(entry);
+        }
+        let at = self.fresh.binary_search_by_key(&id, Entry::id).ok()?;
+        let slot = self.fresh.get_mut(at)?;
+        if slot.is_tombstone() {
+            return None;
+        }
+        let tombstone = Entry {
+            bits: id | TOMBSTONE,
+            message: Message::empty(),
+        };
+        let entry = std::mem::replace(slot, tombstone);
+        self.drop_front_tombstones();
+        Some(entry)
+    }
+
+    fn holds(&self, id: u64) -> bool {
+        self.requeued.contains_key(&id)
+            || self
+                .fresh
+                .binary_search_by_key(&id, Entry::id)
+                .is_ok_and(|at| self.fresh.get(at).is_some_and(|e| !e.is_tombstone()))
+    }
+
+    fn drop_front_tombstones(&mut self) {
+        while self.fresh.front().is_some_and(Entry::is_tombstone) {
+            self.fresh.pop_front();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
+    use warren_codec::BasicProperties;
+
+    fn entry_with_body(id: u64, len: usize) -> Entry {
+        Entry::new(
+            id,
+            Message::new(&"".into(), &"q".into(), &[0, 0], Bytes::from(vec![0; len])),
+        )
+    }
 
     fn entry(id: u64) -> Entry {
         Entry::new(
@@ -112,10 +251,10 @@ mod tests {
             ready.requeue(b);
             ready.requeue(a);
         }
-        let order: Vec<(u64, bool)> = std::iter::from_fn(|| ready.pop())
-            .map(|e| (e.id(), e.redelivered()))
+        let order: Vec<(u64, u64)> = std::iter::from_fn(|| ready.pop())
+            .map(|e| (e.id(), e.returns()))
             .collect();
-        assert_eq!(order, [(1, true), (2, true), (4, false), (5, false)]);
+        assert_eq!(order, [(1, 1), (2, 1), (4, 0), (5, 0)]);
     }
 
     #[test]
@@ -130,5 +269,69 @@ mod tests {
         ready.requeue(entry(1));
         assert_eq!(ready.clear(), 2);
         assert!(ready.is_empty());
+    }
+
+    #[test]
+    fn removal_from_anywhere_keeps_order_counts_and_bytes() {
+        let mut ready = Ready::default();
+        for id in 1..=5 {
+            ready.push(entry_with_body(id, id as usize));
+        }
+        assert_eq!((ready.len(), ready.bytes()), (5, 15));
+        assert_eq!(ready.remove(3).map(|e| e.id()), Some(3));
+        assert_eq!(ready.remove(3).map(|e| e.id()), None);
+        assert_eq!(ready.remove(1).map(|e| e.id()), Some(1));
+        let first = ready.pop();
+        assert_eq!(first.as_ref().map(Entry::id), Some(2));
+        if let Some(e) = first {
+            ready.requeue(e);
+        }
+        assert_eq!(ready.remove(2).map(|e| (e.id(), e.returns())), Some((2, 1)));
+        assert_eq!((ready.len(), ready.bytes()), (2, 9));
+        let order: Vec<u64> = std::iter::from_fn(|| ready.pop()).map(|e| e.id()).collect();
+        assert_eq!(order, [4, 5]);
+        assert_eq!((ready.len(), ready.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn returns_count_up_and_saturate() {
+        let mut e = entry(1);
+        assert!(!e.redelivered());
+        for _ in 0..40_000 {
+            e.count_return();
+        }
+        assert_eq!(
+            (e.id(), e.returns(), e.redelivered()),
+            (1, MAX_RETURNS, true)
+        );
+    }
+
+    #[test]
+    fn higher_priorities_go_first_and_publish_order_within_one() {
+        let mut ready = Ready::with_max_priority(5);
+        let with_priority = |id: u64, priority: u8| {
+            let mut properties = BytesMut::new();
+            BasicProperties {
+                priority: Some(priority),
+                ..Default::default()
+            }
+            .encode(&mut properties);
+            Entry::new(
+                id,
+                Message::new(&"".into(), &"q".into(), &properties, Bytes::new()),
+            )
+        };
+        for (id, priority) in [(1, 0), (2, 9), (3, 5), (4, 1), (5, 5), (6, 0)] {
+            ready.push(with_priority(id, priority));
+        }
+        assert_eq!(ready.remove(5).map(|e| e.id()), Some(5));
+        let first = ready.pop();
+        assert_eq!(first.as_ref().map(Entry::id), Some(2));
+        if let Some(e) = first {
+            ready.requeue(e);
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| ready.pop()).map(|e| e.id()).collect();
+        // 9 is capped at the top level, 5.
+        assert_eq!(order, [2, 3, 4, 1, 6]);
     }
 }

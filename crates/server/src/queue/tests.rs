@@ -36,7 +36,8 @@ async fn publish(q: &QueueHandle, n: u32) {
     assert!(
         q.send(Command::Publish {
             message: message(n),
-            confirm: None
+            confirm: None,
+            expiration: None,
         })
         .await
     );
@@ -67,6 +68,7 @@ fn consumer(
         no_ack: false,
         exclusive: false,
         prefetch,
+        priority: 0,
     }
 }
 
@@ -163,6 +165,71 @@ async fn channel_window_spans_consumers() {
         publish(&q, n).await;
     }
     assert_eq!(deliveries(&q, &mut rx).await.len(), 2);
+}
+
+#[tokio::test]
+async fn higher_priority_consumers_are_served_first_and_round_robin_among_equals() {
+    let q = queue();
+    let (conn, mut rx) = ConnectionHandle::new();
+    let gate = Arc::new(ChannelGate::new());
+    let with_priority = |tag, prefetch, priority| ConsumerSpec {
+        priority,
+        ..consumer(&conn, tag, prefetch, gate.clone())
+    };
+    consume(&q, with_priority("low", 0, -1)).await.unwrap();
+    consume(&q, with_priority("high-a", 2, 5)).await.unwrap();
+    consume(&q, with_priority("mid", 0, 0)).await.unwrap();
+    consume(&q, with_priority("high-b", 1, 5)).await.unwrap();
+    for n in 0..6 {
+        publish(&q, n).await;
+    }
+    let tags: Vec<String> = deliveries(&q, &mut rx)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    // The high ones until their prefetch is full, then the next priority down.
+    assert_eq!(tags, ["high-a", "high-b", "high-a", "mid", "mid", "mid"]);
+}
+
+#[tokio::test]
+async fn a_single_active_consumer_gets_everything_until_it_goes() {
+    let mut info = QueueInfo::named("sac");
+    info.settings.single_active_consumer = true;
+    let q = spawn(info, Weak::new());
+    let (conn, mut rx) = ConnectionHandle::new();
+    let gate = Arc::new(ChannelGate::new());
+    consume(&q, consumer(&conn, "first", 2, gate.clone()))
+        .await
+        .unwrap();
+    consume(&q, consumer(&conn, "second", 0, gate.clone()))
+        .await
+        .unwrap();
+    for n in 0..4 {
+        publish(&q, n).await;
+    }
+    // The second waits even though the first's prefetch is full.
+    let got = deliveries(&q, &mut rx).await;
+    assert_eq!(
+        got.iter().map(|d| (d.0.as_str(), d.1)).collect::<Vec<_>>(),
+        [("first", 0), ("first", 1)]
+    );
+    q.ask(|reply| Command::Cancel {
+        connection: conn.id,
+        channel: 1,
+        tag: "first".into(),
+        reply,
+    })
+    .await
+    .unwrap();
+    let after = deliveries(&q, &mut rx).await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|d| (d.0.as_str(), d.1))
+            .collect::<Vec<_>>(),
+        [("second", 2), ("second", 3)]
+    );
 }
 
 #[tokio::test]

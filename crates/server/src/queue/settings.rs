@@ -1,0 +1,283 @@
+//! A queue's behaviour settings from its declare arguments: TTLs, length limits,
+//! overflow, dead-lettering, the delivery limit, priorities, single active consumer. Names, types and checks are
+//! RabbitMQ's, and so is the text of a refusal (`{value_negative,-1}` and the like), so
+//! that existing declarations and habits carry over.
+
+use std::sync::Arc;
+
+use warren_codec::{FieldTable, FieldValue};
+
+/// What a full queue does with one more message (`x-overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Overflow {
+    /// Drop (or dead-letter) the oldest messages.
+    #[default]
+    DropHead,
+    /// Refuse the new message (nack under confirms).
+    RejectPublish,
+    /// Refuse the new message and dead-letter it.
+    RejectPublishDlx,
+}
+
+/// The settings that change how a queue treats its messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// `x-message-ttl`: milliseconds a message may wait in the queue.
+    pub(crate) message_ttl: Option<u64>,
+    /// `x-expires`: milliseconds unused before the queue deletes itself.
+    pub(crate) expires: Option<u64>,
+    /// `x-max-length`: ready messages at most.
+    pub(crate) max_length: Option<u64>,
+    /// `x-max-length-bytes`: body bytes of ready messages at most.
+    pub(crate) max_length_bytes: Option<u64>,
+    /// `x-overflow`.
+    pub(crate) overflow: Overflow,
+    /// `x-dead-letter-exchange` ("" is the default exchange).
+    pub(crate) dead_letter_exchange: Option<Arc<str>>,
+    /// `x-dead-letter-routing-key`.
+    pub(crate) dead_letter_routing_key: Option<Arc<str>>,
+    /// `x-delivery-limit`: returns of a message before it is dead-lettered.
+    pub(crate) delivery_limit: Option<u64>,
+    /// `x-single-active-consumer`: one consumer receives at a time.
+    pub(crate) single_active_consumer: bool,
+    /// `x-max-priority`: message priorities 0 to this are honoured.
+    pub(crate) max_priority: Option<u8>,
+}
+
+/// RabbitMQ's longest timer, about 8 years (`?MAX_EXPIRY_TIMER`).
+const MAX_EXPIRY: i64 = 4_294_967_295 * 60;
+
+/// A refused argument: its name and RabbitMQ's reason term.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Invalid {
+    pub(crate) argument: &'static str,
+    pub(crate) reason: String,
+}
+
+impl Settings {
+    /// Reads the settings from declare arguments; other arguments are ignored here.
+    pub(crate) fn parse(arguments: &FieldTable) -> Result<Settings, Invalid> {
+        let get = |name| arguments.get(name);
+        let dead_letter_exchange = string(get("x-dead-letter-exchange"), "x-dead-letter-exchange")?;
+        let dead_letter_routing_key = string(
+            get("x-dead-letter-routing-key"),
+            "x-dead-letter-routing-key",
+        )?;
+        if dead_letter_routing_key.is_some() && dead_letter_exchange.is_none() {
+            return Err(Invalid {
+                argument: "x-dead-letter-routing-key",
+                reason: "routing_key_but_no_dlx_defined".into(),
+            });
+        }
+        let overflow = match get("x-overflow") {
+            None => Overflow::DropHead,
+            Some(value) => match value.as_str() {
+                Some("drop-head") => Overflow::DropHead,
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+                Some(_) => {
+                    return Err(Invalid {
+                        argument: "x-overflow",
+                        reason: "invalid_overflow".into(),
+                    });
+                }
+                None => return Err(unacceptable("x-overflow", value)),
+            },
+        };
+        Ok(Settings {
+            message_ttl: expiry(get("x-message-ttl"), "x-message-ttl", true)?,
+            expires: expiry(get("x-expires"), "x-expires", false)?,
+            max_length: non_negative(get("x-max-length"), "x-max-length")?,
+            max_length_bytes: non_negative(get("x-max-length-bytes"), "x-max-length-bytes")?,
+            overflow,
+            dead_letter_exchange,
+            dead_letter_routing_key,
+            delivery_limit: non_negative(get("x-delivery-limit"), "x-delivery-limit")?,
+            single_active_consumer: match get("x-single-active-consumer") {
+                None => false,
+                Some(FieldValue::Bool(b)) => *b,
+                Some(other) => return Err(unacceptable("x-single-active-consumer", other)),
+            },
+            max_priority: match non_negative(get("x-max-priority"), "x-max-priority")? {
+                None => None,
+                Some(n) => Some(u8::try_from(n).map_err(|_| Invalid {
+                    argument: "x-max-priority",
+                    reason: format!("{{max_value_exceeded,{n}}}"),
+                })?),
+            },
+        })
+    }
+}
+
+fn unacceptable(argument: &'static str, value: &FieldValue) -> Invalid {
+    Invalid {
+        argument,
+        reason: format!("{{unacceptable_type,{}}}", type_name(value)),
+    }
+}
+
+fn integer(value: &FieldValue, argument: &'static str) -> Result<i64, Invalid> {
+    value.as_i64().ok_or_else(|| unacceptable(argument, value))
+}
+
+fn non_negative(
+    value: Option<&FieldValue>,
+    argument: &'static str,
+) -> Result<Option<u64>, Invalid> {
+    let Some(value) = value else { return Ok(None) };
+    let n = integer(value, argument)?;
+    u64::try_from(n).map(Some).map_err(|_| Invalid {
+        argument,
+        reason: format!("{{value_negative,{n}}}"),
+    })
+}
+
+/// A TTL in milliseconds; `x-expires` may not be 0, `x-message-ttl` may.
+fn expiry(
+    value: Option<&FieldValue>,
+    argument: &'static str,
+    zero_ok: bool,
+) -> Result<Option<u64>, Invalid> {
+    let Some(value) = value else { return Ok(None) };
+    let n = integer(value, argument)?;
+    let reason = if n == 0 && !zero_ok {
+        format!("{{value_zero,{n}}}")
+    } else if n < 0 {
+        format!("{{value_negative,{n}}}")
+    } else if n > MAX_EXPIRY {
+        format!("{{value_too_large,{n}}}")
+    } else {
+        return Ok(u64::try_from(n).ok());
+    };
+    Err(Invalid { argument, reason })
+}
+
+fn string(value: Option<&FieldValue>, argument: &'static str) -> Result<Option<Arc<str>>, Invalid> {
+    match value {
+        None => Ok(None),
+        Some(v) => v
+            .as_str()
+            .map(|s| Some(Arc::from(s)))
+            .ok_or_else(|| unacceptable(argument, v)),
+    }
+}
+
+/// The type name RabbitMQ's table parser gives a value.
+pub(crate) fn type_name(value: &FieldValue) -> &'static str {
+    match value {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::I8(_) => "byte",
+        FieldValue::U8(_) => "unsignedbyte",
+        FieldValue::I16(_) => "short",
+        FieldValue::U16(_) => "unsignedshort",
+        FieldValue::I32(_) => "signedint",
+        FieldValue::U32(_) => "unsignedint",
+        FieldValue::I64(_) => "long",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Decimal { .. } => "decimal",
+        FieldValue::LongStr(_) => "longstr",
+        FieldValue::Bytes(_) => "binary",
+        FieldValue::Array(_) => "array",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Table(_) => "table",
+        FieldValue::Void => "void",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic)]
+    use super::*;
+
+    fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
+        pairs.iter().cloned().map(|(k, v)| (k.into(), v)).collect()
+    }
+
+    fn refused(pairs: &[(&str, FieldValue)]) -> (&'static str, String) {
+        match Settings::parse(&args(pairs)) {
+            Err(Invalid { argument, reason }) => (argument, reason),
+            Ok(s) => panic!("accepted: {s:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_every_setting() {
+        let s = Settings::parse(&args(&[
+            ("x-message-ttl", FieldValue::I32(0)),
+            ("x-expires", FieldValue::I64(1000)),
+            ("x-max-length", FieldValue::U8(5)),
+            ("x-max-length-bytes", FieldValue::I16(100)),
+            ("x-overflow", FieldValue::string("reject-publish-dlx")),
+            ("x-dead-letter-exchange", FieldValue::string("")),
+            ("x-dead-letter-routing-key", FieldValue::string("dlq")),
+            ("x-delivery-limit", FieldValue::I32(3)),
+            ("x-single-active-consumer", FieldValue::Bool(true)),
+            ("x-max-priority", FieldValue::U8(10)),
+            ("x-other", FieldValue::Bool(true)),
+        ]));
+        let expected = Settings {
+            message_ttl: Some(0),
+            expires: Some(1000),
+            max_length: Some(5),
+            max_length_bytes: Some(100),
+            overflow: Overflow::RejectPublishDlx,
+            dead_letter_exchange: Some("".into()),
+            dead_letter_routing_key: Some("dlq".into()),
+            delivery_limit: Some(3),
+            single_active_consumer: true,
+            max_priority: Some(10),
+        };
+        assert_eq!(s, Ok(expected));
+        assert_eq!(Settings::parse(&FieldTable::new()), Ok(Settings::default()));
+    }
+
+    #[test]
+    fn refusals_say_why_as_rabbitmq_does() {
+        assert_eq!(
+            refused(&[("x-message-ttl", FieldValue::I32(-1))]),
+            ("x-message-ttl", "{value_negative,-1}".into())
+        );
+        assert_eq!(
+            refused(&[("x-expires", FieldValue::I32(0))]),
+            ("x-expires", "{value_zero,0}".into())
+        );
+        assert_eq!(
+            refused(&[("x-max-length", FieldValue::string("10"))]),
+            ("x-max-length", "{unacceptable_type,longstr}".into())
+        );
+        assert_eq!(
+            refused(&[("x-overflow", FieldValue::string("drop-tail"))]),
+            ("x-overflow", "invalid_overflow".into())
+        );
+        assert_eq!(
+            refused(&[("x-dead-letter-exchange", FieldValue::I32(1))]),
+            (
+                "x-dead-letter-exchange",
+                "{unacceptable_type,signedint}".into()
+            )
+        );
+        assert_eq!(
+            refused(&[("x-dead-letter-routing-key", FieldValue::string("k"))]),
+            (
+                "x-dead-letter-routing-key",
+                "routing_key_but_no_dlx_defined".into()
+            )
+        );
+        assert_eq!(
+            refused(&[("x-max-priority", FieldValue::I32(256))]),
+            ("x-max-priority", "{max_value_exceeded,256}".into())
+        );
+        assert_eq!(
+            refused(&[("x-single-active-consumer", FieldValue::string("yes"))]),
+            (
+                "x-single-active-consumer",
+                "{unacceptable_type,longstr}".into()
+            )
+        );
+        assert_eq!(
+            refused(&[("x-message-ttl", FieldValue::I64(MAX_EXPIRY + 1))]).1,
+            format!("{{value_too_large,{}}}", MAX_EXPIRY + 1)
+        );
+    }
+}
