@@ -130,7 +130,8 @@ impl Connection {
             )?
         };
         self.channel(ch)?.last_queue = Some(name.clone());
-        if m.no_wait && !created {
+        if !m.passive && !created {
+            // A redeclare renews an x-expires lease; a passive declare does not.
             queue.send(Command::Touch).await;
         }
         if !m.no_wait {

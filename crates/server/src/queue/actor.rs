@@ -111,6 +111,7 @@ impl Queue {
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.arm_timer();
         'outer: loop {
             tokio::select! {
                 command = rx.recv() => {
@@ -237,7 +238,6 @@ impl Queue {
             }
             Command::Touch => self.last_used = Instant::now(),
             Command::Counts { reply } => {
-                self.last_used = Instant::now();
                 let _ = reply.send((count(self.ready.len()), count(self.consumers.len())));
             }
             Command::ChannelClosed {

@@ -185,9 +185,9 @@ pub(crate) enum Command {
         if_empty: bool,
         reply: oneshot::Sender<Result<u32, ChannelError>>,
     },
-    /// A redeclare that wants no reply: the queue counts as used (`x-expires`).
+    /// A redeclare: the queue counts as used (`x-expires`).
     Touch,
-    /// Ready messages and consumers, for declare-ok (the queue counts as used).
+    /// Ready messages and consumers, for declare-ok.
     Counts {
         reply: oneshot::Sender<(u32, u32)>,
     },
