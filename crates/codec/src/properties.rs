@@ -96,7 +96,8 @@ impl BasicProperties {
     }
 
     /// Decodes the flags word and property values as [`ContentHeader::raw_properties`]
-    /// returns them (and [`BasicProperties::encode`] writes them).
+    /// returns them (and [`BasicProperties::encode`] writes them). Values are shared
+    /// slices of `raw`. Errors: truncated or trailing bytes, invalid flags or tables.
     pub fn decode(raw: &Bytes) -> Result<BasicProperties, DecodeError> {
         let mut r = Reader::new(raw, "basic properties");
         let mut properties = BasicProperties::default();
@@ -298,6 +299,19 @@ mod tests {
         let mut raw = BytesMut::new();
         full().encode(&mut raw);
         assert_eq!(BasicProperties::decode(&raw.freeze()), Ok(full()));
+        let mut payload = BytesMut::new();
+        ContentHeader::new(3, full()).encode(&mut payload);
+        let raw = ContentHeader::decode(&payload.freeze()).map(|h| h.raw_properties());
+        assert_eq!(
+            raw.and_then(|raw| BasicProperties::decode(&raw)),
+            Ok(full())
+        );
+        let none = Bytes::from_static(&[0, 0]);
+        assert_eq!(
+            BasicProperties::decode(&none),
+            Ok(BasicProperties::default())
+        );
+        assert!(BasicProperties::decode(&Bytes::from_static(&[0, 0, 1])).is_err());
         assert!(BasicProperties::decode(&Bytes::from_static(&[0x80, 0, 5])).is_err());
     }
 

@@ -71,6 +71,7 @@ impl Message {
         props.get(at).copied().unwrap_or(0)
     }
 
+    /// A message from its parts; a body over [`INLINE_BODY`] bytes stays a shared slice.
     pub(crate) fn new(
         exchange: &ShortStr,
         routing_key: &ShortStr,
@@ -236,6 +237,43 @@ mod tests {
         }
         assert_eq!(Message::empty().body(), b"");
         assert_eq!(Message::empty().priority(), 0);
+    }
+
+    #[test]
+    fn decoded_properties_read_back() {
+        let properties = BasicProperties {
+            content_type: Some("text/plain".into()),
+            expiration: Some("100".into()),
+            ..Default::default()
+        };
+        let mut raw = BytesMut::new();
+        properties.encode(&mut raw);
+        let m = Message::new(&"ex".into(), &"rk".into(), &raw, Bytes::from_static(b"hi"));
+        assert_eq!(m.decoded_properties(), Ok(properties));
+        let empty = Message::new(&"".into(), &"".into(), &[], Bytes::new());
+        assert!(empty.decoded_properties().is_err());
+    }
+
+    #[test]
+    fn rewritten_keeps_the_body_and_shares_a_large_one() {
+        let small = Message::new(
+            &"ex".into(),
+            &"rk".into(),
+            &[0, 0],
+            Bytes::from_static(b"hi"),
+        );
+        let moved = small.rewritten(&"dlx".into(), &"dlq".into(), &[0x90, 0]);
+        assert_eq!(moved.exchange(), "dlx");
+        assert_eq!(moved.routing_key(), "dlq");
+        assert_eq!(moved.properties(), &[0x90, 0]);
+        assert_eq!(moved.body(), b"hi");
+        assert_eq!(small.routing_key(), "rk");
+
+        let big = Bytes::from(vec![7u8; INLINE_BODY + 1]);
+        let large = Message::new(&"".into(), &"q".into(), &[0, 0], big.clone());
+        let moved = large.rewritten(&"dlx".into(), &"q".into(), &[0, 0]);
+        assert_eq!(moved.exchange(), "dlx");
+        assert_eq!(moved.body().as_ptr(), big.as_ptr());
     }
 
     #[test]

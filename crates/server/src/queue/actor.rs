@@ -452,35 +452,31 @@ impl Queue {
                 return;
             }
         };
+        // Routed by its (new) routing key and headers: CC keys, and a headers-type
+        // dead-letter exchange, see the rewritten message as RabbitMQ routes it.
+        let properties = dead.message.decoded_properties().unwrap_or_default();
+        let routing_key = dead.message.routing_key();
+        let Ok(envelope) = Envelope::new(&routing_key, properties.headers.as_ref()) else {
+            return;
+        };
         let snapshot = vhost.snapshot();
-        let mut queues: Vec<QueueHandle> = Vec::new();
-        for key in &dead.routing_keys {
-            let Ok(envelope) = Envelope::new(key, None) else {
-                continue;
-            };
-            match vhost.route(&snapshot, &exchange, &envelope) {
-                Ok(found) => {
-                    for queue in found {
-                        if !dead.cycles_through(&queue.info.name)
-                            && !queues.iter().any(|q| q.same(&queue))
-                        {
-                            queues.push(queue);
-                        }
-                    }
+        let queues: Vec<QueueHandle> = match vhost.route(&snapshot, &exchange, &envelope) {
+            Ok(found) => found
+                .into_iter()
+                .filter(|q| !dead.cycles_through(&q.info.name))
+                .collect(),
+            Err(_) => {
+                if !self.warned_missing_dlx {
+                    self.warned_missing_dlx = true;
+                    warn!(
+                        queue = self.name(),
+                        dead_letter_exchange = &*exchange,
+                        "dead-letter exchange does not exist; dead-lettered messages are dropped"
+                    );
                 }
-                Err(_) => {
-                    if !self.warned_missing_dlx {
-                        self.warned_missing_dlx = true;
-                        warn!(
-                            queue = self.name(),
-                            dead_letter_exchange = &*exchange,
-                            "dead-letter exchange does not exist; dead-lettered messages are dropped"
-                        );
-                    }
-                    return;
-                }
+                return;
             }
-        }
+        };
         for queue in queues {
             let command = Command::Publish {
                 message: dead.message.clone(),
