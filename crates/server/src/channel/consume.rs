@@ -9,7 +9,7 @@ use crate::channel::unacked::Pending;
 use crate::connection::Connection;
 use crate::error::{ChannelError, ConnectionError, Error};
 use crate::names;
-use crate::queue::{Command, ConsumerSpec, Settle, type_name};
+use crate::queue::{Command, ConsumerSpec, Settle, expected_integer};
 
 impl Connection {
     pub(crate) async fn handle_basic_qos(&mut self, ch: u16, m: BasicQos) -> Result<(), Error> {
@@ -50,10 +50,9 @@ impl Connection {
             None => 0,
             Some(value) => value.as_i64().ok_or_else(|| {
                 ChannelError::precondition_failed(format!(
-                    "invalid arg 'x-priority' for queue '{name}' in vhost '{}': \
-                     {{unacceptable_type,{}}}",
+                    "invalid arg 'x-priority' for queue '{name}' in vhost '{}': {}",
                     self.vhost.name(),
-                    type_name(value)
+                    expected_integer(value)
                 ))
             })?,
         };

@@ -11,7 +11,7 @@ use crate::channel::arguments;
 use crate::connection::Connection;
 use crate::error::{ChannelError, Error};
 use crate::names;
-use crate::queue::{Command, Invalid, Settings};
+use crate::queue::{Command, Settings};
 use crate::vhost::QueueDeclare;
 
 impl Connection {
@@ -110,13 +110,9 @@ impl Connection {
             }
             self.check_configure("queue", &name)?;
             arguments::check_queue(&m.arguments)?;
-            let settings =
-                Settings::parse(&m.arguments).map_err(|Invalid { argument, reason }| {
-                    ChannelError::precondition_failed(format!(
-                        "invalid arg '{argument}' for queue '{name}' in vhost '{}': {reason}",
-                        self.vhost.name()
-                    ))
-                })?;
+            let settings = Settings::parse(&m.arguments).map_err(|invalid| {
+                ChannelError::precondition_failed(invalid.text(&name, self.vhost.name()))
+            })?;
             self.vhost.declare_queue(
                 QueueDeclare {
                     name: name.clone(),
@@ -130,8 +126,8 @@ impl Connection {
             )?
         };
         self.channel(ch)?.last_queue = Some(name.clone());
-        if !m.passive && !created {
-            // A redeclare renews an x-expires lease; a passive declare does not.
+        if m.no_wait && !created {
+            // Any declare renews an x-expires lease (a reply's Counts does too).
             queue.send(Command::Touch).await;
         }
         if !m.no_wait {

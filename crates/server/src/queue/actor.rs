@@ -238,6 +238,7 @@ impl Queue {
             }
             Command::Touch => self.last_used = Instant::now(),
             Command::Counts { reply } => {
+                self.last_used = Instant::now();
                 let _ = reply.send((count(self.ready.len()), count(self.consumers.len())));
             }
             Command::ChannelClosed {

@@ -22,7 +22,7 @@ use crate::message::Message;
 use crate::vhost::Vhost;
 
 pub(crate) use ready::Entry;
-pub(crate) use settings::{Invalid, Settings, type_name};
+pub(crate) use settings::{Settings, expected_integer};
 
 /// Commands a queue's mailbox holds before senders wait.
 const MAILBOX: usize = 1024;
@@ -185,9 +185,10 @@ pub(crate) enum Command {
         if_empty: bool,
         reply: oneshot::Sender<Result<u32, ChannelError>>,
     },
-    /// A redeclare: the queue counts as used (`x-expires`).
+    /// A declare that wants no reply: the queue counts as used (`x-expires`).
     Touch,
-    /// Ready messages and consumers, for declare-ok.
+    /// Ready messages and consumers, for declare-ok (the queue counts as used, as
+    /// any declare, passive too, renews RabbitMQ's `x-expires` lease).
     Counts {
         reply: oneshot::Sender<(u32, u32)>,
     },

@@ -47,11 +47,40 @@ pub(crate) struct Settings {
 /// RabbitMQ's longest timer, about 8 years (`?MAX_EXPIRY_TIMER`).
 const MAX_EXPIRY: i64 = 4_294_967_295 * 60;
 
-/// A refused argument: its name and RabbitMQ's reason term.
+/// A refused argument: its name and RabbitMQ's reason.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Invalid {
     pub(crate) argument: &'static str,
-    pub(crate) reason: String,
+    pub(crate) reason: Reason,
+}
+
+/// Why an argument was refused; RabbitMQ words the two differently.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// A bad value, as RabbitMQ's reason term (`{value_negative,-1}`).
+    Value(String),
+    /// A string or boolean argument of another type (the type's name).
+    Type(&'static str),
+}
+
+impl Invalid {
+    /// RabbitMQ's refusal text for queue `queue` in vhost `vhost`.
+    pub(crate) fn text(&self, queue: &str, vhost: &str) -> String {
+        let argument = self.argument;
+        match &self.reason {
+            Reason::Value(term) => {
+                format!("invalid arg '{argument}' for queue '{queue}' in vhost '{vhost}': {term}")
+            }
+            Reason::Type(type_name) => format!(
+                "invalid type '{type_name}' for arg '{argument}' in queue '{queue}' in vhost '{vhost}'"
+            ),
+        }
+    }
+}
+
+/// RabbitMQ's reason for an integer argument of another type.
+pub(crate) fn expected_integer(value: &FieldValue) -> String {
+    format!("\"expected integer, got {}\"", type_name(value))
 }
 
 impl Settings {
@@ -66,7 +95,7 @@ impl Settings {
         if dead_letter_routing_key.is_some() && dead_letter_exchange.is_none() {
             return Err(Invalid {
                 argument: "x-dead-letter-routing-key",
-                reason: "routing_key_but_no_dlx_defined".into(),
+                reason: Reason::Value("routing_key_but_no_dlx_defined".into()),
             });
         }
         let overflow = match get("x-overflow") {
@@ -78,7 +107,7 @@ impl Settings {
                 Some(_) => {
                     return Err(Invalid {
                         argument: "x-overflow",
-                        reason: "invalid_overflow".into(),
+                        reason: Reason::Value("invalid_overflow".into()),
                     });
                 }
                 None => return Err(unacceptable("x-overflow", value)),
@@ -102,7 +131,7 @@ impl Settings {
                 None => None,
                 Some(n) => Some(u8::try_from(n).map_err(|_| Invalid {
                     argument: "x-max-priority",
-                    reason: format!("{{max_value_exceeded,{n}}}"),
+                    reason: Reason::Value(format!("{{max_value_exceeded,{n}}}")),
                 })?),
             },
         })
@@ -112,12 +141,15 @@ impl Settings {
 fn unacceptable(argument: &'static str, value: &FieldValue) -> Invalid {
     Invalid {
         argument,
-        reason: format!("{{unacceptable_type,{}}}", type_name(value)),
+        reason: Reason::Type(type_name(value)),
     }
 }
 
 fn integer(value: &FieldValue, argument: &'static str) -> Result<i64, Invalid> {
-    value.as_i64().ok_or_else(|| unacceptable(argument, value))
+    value.as_i64().ok_or_else(|| Invalid {
+        argument,
+        reason: Reason::Value(expected_integer(value)),
+    })
 }
 
 fn non_negative(
@@ -128,7 +160,7 @@ fn non_negative(
     let n = integer(value, argument)?;
     u64::try_from(n).map(Some).map_err(|_| Invalid {
         argument,
-        reason: format!("{{value_negative,{n}}}"),
+        reason: Reason::Value(format!("{{value_negative,{n}}}")),
     })
 }
 
@@ -149,7 +181,10 @@ fn expiry(
     } else {
         return Ok(u64::try_from(n).ok());
     };
-    Err(Invalid { argument, reason })
+    Err(Invalid {
+        argument,
+        reason: Reason::Value(reason),
+    })
 }
 
 fn string(value: Option<&FieldValue>, argument: &'static str) -> Result<Option<Arc<str>>, Invalid> {
@@ -196,9 +231,13 @@ mod tests {
 
     fn refused(pairs: &[(&str, FieldValue)]) -> (&'static str, String) {
         match Settings::parse(&args(pairs)) {
-            Err(Invalid { argument, reason }) => (argument, reason),
+            Err(invalid) => (invalid.argument, invalid.text("q", "/")),
             Ok(s) => panic!("accepted: {s:?}"),
         }
+    }
+
+    fn value(argument: &str, term: &str) -> String {
+        format!("invalid arg '{argument}' for queue 'q' in vhost '/': {term}")
     }
 
     #[test]
@@ -236,48 +275,67 @@ mod tests {
     fn refusals_say_why_as_rabbitmq_does() {
         assert_eq!(
             refused(&[("x-message-ttl", FieldValue::I32(-1))]),
-            ("x-message-ttl", "{value_negative,-1}".into())
+            (
+                "x-message-ttl",
+                value("x-message-ttl", "{value_negative,-1}")
+            )
         );
         assert_eq!(
             refused(&[("x-expires", FieldValue::I32(0))]),
-            ("x-expires", "{value_zero,0}".into())
+            ("x-expires", value("x-expires", "{value_zero,0}"))
         );
         assert_eq!(
             refused(&[("x-max-length", FieldValue::string("10"))]),
-            ("x-max-length", "{unacceptable_type,longstr}".into())
+            (
+                "x-max-length",
+                value("x-max-length", "\"expected integer, got longstr\"")
+            )
         );
         assert_eq!(
             refused(&[("x-overflow", FieldValue::string("drop-tail"))]),
-            ("x-overflow", "invalid_overflow".into())
+            ("x-overflow", value("x-overflow", "invalid_overflow"))
         );
         assert_eq!(
             refused(&[("x-dead-letter-exchange", FieldValue::I32(1))]),
             (
                 "x-dead-letter-exchange",
-                "{unacceptable_type,signedint}".into()
+                "invalid type 'signedint' for arg 'x-dead-letter-exchange' in queue 'q' \
+                 in vhost '/'"
+                    .into()
             )
         );
         assert_eq!(
             refused(&[("x-dead-letter-routing-key", FieldValue::string("k"))]),
             (
                 "x-dead-letter-routing-key",
-                "routing_key_but_no_dlx_defined".into()
+                value(
+                    "x-dead-letter-routing-key",
+                    "routing_key_but_no_dlx_defined"
+                )
             )
         );
         assert_eq!(
             refused(&[("x-max-priority", FieldValue::I32(256))]),
-            ("x-max-priority", "{max_value_exceeded,256}".into())
+            (
+                "x-max-priority",
+                value("x-max-priority", "{max_value_exceeded,256}")
+            )
         );
         assert_eq!(
             refused(&[("x-single-active-consumer", FieldValue::string("yes"))]),
             (
                 "x-single-active-consumer",
-                "{unacceptable_type,longstr}".into()
+                "invalid type 'longstr' for arg 'x-single-active-consumer' in queue 'q' \
+                 in vhost '/'"
+                    .into()
             )
         );
         assert_eq!(
             refused(&[("x-message-ttl", FieldValue::I64(MAX_EXPIRY + 1))]).1,
-            format!("{{value_too_large,{}}}", MAX_EXPIRY + 1)
+            value(
+                "x-message-ttl",
+                &format!("{{value_too_large,{}}}", MAX_EXPIRY + 1)
+            )
         );
     }
 }
