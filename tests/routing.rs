@@ -13,7 +13,9 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 
-use common::{TestBroker, connect_lapin, lapin_counts, lapin_reply_code, within};
+use common::{
+    RawClient, TestBroker, connect_lapin, lapin_counts, lapin_reply_code, publish_to, within,
+};
 
 /// Header or argument pairs with string values (`None` is a void value).
 type Pairs<'a> = &'a [(&'a str, Option<&'a str>)];
@@ -137,6 +139,25 @@ async fn publish(
     )
     .await?;
     within("a confirm", confirm).await
+}
+
+/// Publishes one message on a fresh confirm-mode channel and returns the reply code
+/// of the channel close it must cause: the pending confirm fails with it, whichever
+/// of lapin's calls would otherwise race the close.
+async fn refused_publish(
+    conn: &lapin::Connection,
+    exchange: &str,
+    key: &str,
+    headers: FieldTable,
+) -> u16 {
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let error = publish(&ch, exchange, key, false, headers)
+        .await
+        .expect_err("the broker closes the channel");
+    lapin_reply_code(&error).unwrap_or_else(|| panic!("not a close: {error:?}"))
 }
 
 /// Ready messages in each queue, in order.
@@ -618,17 +639,21 @@ async fn x_unroutable_reject_nacks_under_confirms_and_closes_the_channel_without
         matches!(mandatory, Confirmation::NotRequested),
         "{mandatory:?}"
     );
-    publish(&plain, "strict", "unknown", false, FieldTable::default())
-        .await
-        .unwrap();
-    // The close arrives before the reply to this declare.
-    let error = within(
-        "queue.declare",
-        plain.queue_declare("after".into(), Default::default(), FieldTable::default()),
+    // Raw frames, so that nothing races the close: lapin may see the channel closed
+    // before it sends its next call.
+    let mut raw = RawClient::connect(broker.addr(), "x_unroutable_without_confirms").await;
+    raw.open_channel(1).await;
+    raw.publish(
+        1,
+        publish_to("strict", "unknown"),
+        warren_codec::BasicProperties::default(),
+        b"m",
+        0,
     )
-    .await
-    .expect_err("the channel was closed");
-    assert_eq!(lapin_reply_code(&error), Some(312), "{error:?}");
+    .await;
+    let (code, text, class_id, method_id) = raw.expect_channel_close(1).await;
+    assert_eq!((code, class_id, method_id), (312, 60, 40), "{text}");
+    raw.close().await;
 
     // A bad value is refused at declare.
     let ch = conn.create_channel().await.unwrap();
@@ -682,16 +707,10 @@ async fn an_internal_exchange_refuses_publishes_with_403_but_routes_bound_traffi
         .await
         .unwrap();
     assert_eq!(depths(&ch, &["behind"]).await, [1]);
-    publish(&ch, "inner", "k", false, FieldTable::default())
-        .await
-        .unwrap();
-    let error = within(
-        "queue.declare",
-        ch.queue_declare("after".into(), Default::default(), FieldTable::default()),
-    )
-    .await
-    .expect_err("the channel was closed");
-    assert_eq!(lapin_reply_code(&error), Some(403), "{error:?}");
+    assert_eq!(
+        refused_publish(&conn, "inner", "k", FieldTable::default()).await,
+        403
+    );
     let ch = conn.create_channel().await.unwrap();
     assert_eq!(depths(&ch, &["behind"]).await, [1]);
     conn.close(200, "bye".into()).await.unwrap();
@@ -736,14 +755,7 @@ async fn cc_and_bcc_add_routing_keys_and_bcc_is_not_delivered() {
     // CC must be an array.
     let mut bad = FieldTable::default();
     bad.insert("CC".into(), AMQPValue::LongString("cc".into()));
-    publish(&ch, "amq.direct", "to", false, bad).await.unwrap();
-    let error = within(
-        "queue.declare",
-        ch.queue_declare("after".into(), Default::default(), FieldTable::default()),
-    )
-    .await
-    .expect_err("the channel was closed");
-    assert_eq!(lapin_reply_code(&error), Some(406), "{error:?}");
+    assert_eq!(refused_publish(&conn, "amq.direct", "to", bad).await, 406);
     conn.close(200, "bye".into()).await.unwrap();
     broker.stop().await;
 }
