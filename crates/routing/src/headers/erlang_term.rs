@@ -12,29 +12,6 @@
 
 use warren_codec::FieldValue;
 
-/// The type atom RabbitMQ's parser tags a value with.
-pub(super) fn type_name(value: &FieldValue) -> &'static str {
-    match value {
-        FieldValue::Bool(_) => "bool",
-        FieldValue::I8(_) => "byte",
-        FieldValue::U8(_) => "unsignedbyte",
-        FieldValue::I16(_) => "short",
-        FieldValue::U16(_) => "unsignedshort",
-        FieldValue::I32(_) => "signedint",
-        FieldValue::U32(_) => "unsignedint",
-        FieldValue::I64(_) => "long",
-        FieldValue::F32(_) => "float",
-        FieldValue::F64(_) => "double",
-        FieldValue::Decimal { .. } => "decimal",
-        FieldValue::LongStr(_) => "longstr",
-        FieldValue::Bytes(_) => "binary",
-        FieldValue::Array(_) => "array",
-        FieldValue::Timestamp(_) => "timestamp",
-        FieldValue::Table(_) => "table",
-        FieldValue::Void => "void",
-    }
-}
-
 /// Writes the untyped Erlang term of `value`.
 pub(super) fn write_term(out: &mut String, value: &FieldValue) {
     match value {
@@ -58,7 +35,7 @@ pub(super) fn write_term(out: &mut String, value: &FieldValue) {
                     out.push(',');
                 }
                 out.push('{');
-                out.push_str(type_name(v));
+                out.push_str(v.type_name());
                 out.push(',');
                 write_term(out, v);
                 out.push('}');
@@ -74,7 +51,7 @@ pub(super) fn write_term(out: &mut String, value: &FieldValue) {
                 out.push('{');
                 write_binary(out, k.as_bytes());
                 out.push(',');
-                out.push_str(type_name(v));
+                out.push_str(v.type_name());
                 out.push(',');
                 write_term(out, v);
                 out.push('}');

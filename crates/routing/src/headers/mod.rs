@@ -44,7 +44,7 @@ mod tests;
 use warren_codec::bytes::Bytes;
 use warren_codec::{FieldTable, FieldValue, ShortStr};
 
-use erlang_term::{type_name, write_binary, write_term};
+use erlang_term::{write_binary, write_term};
 
 /// How a headers binding combines its conditions (binding argument `x-match`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Mode {
             },
             Some(other) => {
                 let mut text = String::from("Invalid x-match field type ");
-                text.push_str(type_name(other));
+                text.push_str(other.type_name());
                 text.push_str(" (value ");
                 write_term(&mut text, other);
                 text.push_str("); expected longstr");

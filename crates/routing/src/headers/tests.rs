@@ -448,7 +448,7 @@ fn term(value: &FieldValue) -> Term {
         FieldValue::Array(values) => Term::List(
             values
                 .iter()
-                .map(|v| Term::Tuple(vec![Term::Atom(type_name(v)), term(v)]))
+                .map(|v| Term::Tuple(vec![Term::Atom(v.type_name()), term(v)]))
                 .collect(),
         ),
         FieldValue::Table(t) => Term::List(
@@ -456,7 +456,7 @@ fn term(value: &FieldValue) -> Term {
                 .map(|(k, v)| {
                     Term::Tuple(vec![
                         Term::Binary(k.as_bytes().to_vec()),
-                        Term::Atom(type_name(v)),
+                        Term::Atom(v.type_name()),
                         term(v),
                     ])
                 })
@@ -494,7 +494,7 @@ type Entry = (Vec<u8>, &'static str, Term);
 fn sorted(table: &FieldTable) -> Vec<Entry> {
     let mut entries: Vec<Entry> = table
         .iter()
-        .map(|(k, v)| (k.as_bytes().to_vec(), type_name(v), term(v)))
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.type_name(), term(v)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries

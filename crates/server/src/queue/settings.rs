@@ -80,7 +80,7 @@ impl Invalid {
 
 /// RabbitMQ's reason for an integer argument of another type.
 pub(crate) fn expected_integer(value: &FieldValue) -> String {
-    format!("\"expected integer, got {}\"", type_name(value))
+    format!("\"expected integer, got {}\"", value.type_name())
 }
 
 impl Settings {
@@ -141,7 +141,7 @@ impl Settings {
 fn unacceptable(argument: &'static str, value: &FieldValue) -> Invalid {
     Invalid {
         argument,
-        reason: Reason::Type(type_name(value)),
+        reason: Reason::Type(value.type_name()),
     }
 }
 
@@ -194,29 +194,6 @@ fn string(value: Option<&FieldValue>, argument: &'static str) -> Result<Option<A
             .as_str()
             .map(|s| Some(Arc::from(s)))
             .ok_or_else(|| unacceptable(argument, v)),
-    }
-}
-
-/// The type name RabbitMQ's table parser gives a value.
-pub(crate) fn type_name(value: &FieldValue) -> &'static str {
-    match value {
-        FieldValue::Bool(_) => "bool",
-        FieldValue::I8(_) => "byte",
-        FieldValue::U8(_) => "unsignedbyte",
-        FieldValue::I16(_) => "short",
-        FieldValue::U16(_) => "unsignedshort",
-        FieldValue::I32(_) => "signedint",
-        FieldValue::U32(_) => "unsignedint",
-        FieldValue::I64(_) => "long",
-        FieldValue::F32(_) => "float",
-        FieldValue::F64(_) => "double",
-        FieldValue::Decimal { .. } => "decimal",
-        FieldValue::LongStr(_) => "longstr",
-        FieldValue::Bytes(_) => "binary",
-        FieldValue::Array(_) => "array",
-        FieldValue::Timestamp(_) => "timestamp",
-        FieldValue::Table(_) => "table",
-        FieldValue::Void => "void",
     }
 }
 
