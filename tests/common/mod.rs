@@ -444,6 +444,10 @@ impl RawClient {
         let mut properties = FieldTable::new();
         properties.insert("product", "warren tests");
         properties.insert("connection_name", login.connection_name.as_str());
+        // So that tests see connection.blocked / unblocked.
+        let mut capabilities = FieldTable::new();
+        capabilities.insert("connection.blocked", true);
+        properties.insert("capabilities", capabilities);
         let mechanism = match login.mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::AmqPlain => "AMQPLAIN",

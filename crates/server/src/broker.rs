@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use crate::auth::Users;
 use crate::config::Config;
+use crate::memory::Memory;
 use crate::vhost::Vhost;
 
 /// What every connection task reads. Immutable after start apart from counters.
@@ -17,18 +18,22 @@ pub(crate) struct Broker {
     pub(crate) users: Users,
     pub(crate) vhosts: HashMap<String, Arc<Vhost>>,
     pub(crate) shutdown: CancellationToken,
+    /// What queues hold, and the alarm publishers follow.
+    pub(crate) memory: Arc<Memory>,
     connections: AtomicU32,
 }
 
 impl Broker {
     pub(crate) fn new(config: Config) -> Self {
+        let memory = Arc::new(Memory::for_watermark(config.limits.memory_high_watermark));
         Broker {
             users: Users::new(&config),
             vhosts: config
                 .vhosts
                 .iter()
-                .map(|v| (v.name.clone(), Vhost::new(&v.name)))
+                .map(|v| (v.name.clone(), Vhost::new(&v.name, memory.clone())))
                 .collect(),
+            memory,
             config,
             shutdown: CancellationToken::new(),
             connections: AtomicU32::new(0),

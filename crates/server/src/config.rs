@@ -56,6 +56,18 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Concurrent client connections; 0 = unlimited. Default 0.
     pub max_connections: u32,
+    /// Memory the broker's queues may hold before publishers are blocked. Default 40%
+    /// of RAM, as RabbitMQ.
+    pub memory_high_watermark: Watermark,
+}
+
+/// A memory limit: a share of the machine's RAM or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    /// Thousandths of total RAM (400 = 0.4).
+    PerMille(u16),
+    /// Bytes.
+    Bytes(u64),
 }
 
 impl Default for Limits {
@@ -67,6 +79,7 @@ impl Default for Limits {
             max_message_size: 128 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 0,
+            memory_high_watermark: Watermark::PerMille(400),
         }
     }
 }
@@ -183,6 +196,15 @@ struct RawLimits {
     max_message_size: Option<Spanned<i64>>,
     handshake_timeout: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
+    memory_high_watermark: Option<Spanned<RawWatermark>>,
+}
+
+/// A fraction of RAM (a float) or bytes (an integer).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawWatermark {
+    Bytes(i64),
+    Fraction(f64),
 }
 
 #[derive(Deserialize)]
@@ -294,7 +316,34 @@ impl Validator<'_> {
                 u32_max,
                 d.max_connections,
             )?,
+            memory_high_watermark: self.watermark(&raw.memory_high_watermark)?,
         })
+    }
+
+    /// `limits.memory_high_watermark`: a fraction of RAM in (0, 1] or bytes (>= 1).
+    fn watermark(&self, value: &Option<Spanned<RawWatermark>>) -> Result<Watermark, ConfigError> {
+        let Some(value) = value else {
+            return Ok(Limits::default().memory_high_watermark);
+        };
+        let watermark = match *value.get_ref() {
+            RawWatermark::Bytes(n) if n >= 1 => u64::try_from(n).ok().map(Watermark::Bytes),
+            RawWatermark::Fraction(f) if f > 0.0 && f <= 1.0 => {
+                Some(Watermark::PerMille((f * 1000.0).round().max(1.0) as u16))
+            }
+            _ => None,
+        };
+        match watermark {
+            Some(w) => Ok(w),
+            None => self.error(
+                value.span().start,
+                "limits.memory_high_watermark".into(),
+                Problem::Type(
+                    "expected a fraction of RAM above 0 and at most 1.0 (like 0.4), or a \
+                     number of bytes of at least 1"
+                        .into(),
+                ),
+            ),
+        }
     }
 
     /// A `[limits]` integer within `min..=max`, or `default` when absent.
@@ -524,7 +573,8 @@ mod tests {
     fn limits_and_server_are_read() {
         let text = "[server]\nlisten = \"[::1]:5673\"\ndata_dir = \"/var/lib/warren\"\n\
                     [limits]\nframe_max = 4096\nchannel_max = 65535\nheartbeat = 0\n\
-                    max_message_size = 536870912\nhandshake_timeout = 3\nmax_connections = 7\n";
+                    max_message_size = 536870912\nhandshake_timeout = 3\nmax_connections = 7\n\
+                    memory_high_watermark = 1073741824\n";
         let config = Config::parse(text, "broker.toml").unwrap();
         assert_eq!(config.listen, "[::1]:5673".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/warren"));
@@ -535,8 +585,31 @@ mod tests {
             max_message_size: 512 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(3),
             max_connections: 7,
+            memory_high_watermark: Watermark::Bytes(1 << 30),
         };
         assert_eq!(config.limits, expected);
+    }
+
+    #[test]
+    fn memory_watermark_is_a_fraction_or_bytes() {
+        let watermark = |value: &str| {
+            Config::parse(
+                &format!("[limits]\nmemory_high_watermark = {value}\n"),
+                "b.toml",
+            )
+            .map(|c| c.limits.memory_high_watermark)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(watermark("0.6"), Ok(Watermark::PerMille(600)));
+        assert_eq!(watermark("1.0"), Ok(Watermark::PerMille(1000)));
+        assert_eq!(watermark("500000000"), Ok(Watermark::Bytes(500_000_000)));
+        for bad in ["0.0", "1.5", "0", "-3"] {
+            let error = watermark(bad).err().unwrap_or_default();
+            assert!(
+                error.starts_with("b.toml:2:25: limits.memory_high_watermark: expected a fraction"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod config;
 pub mod config_error;
 mod connection;
 pub mod error;
+mod memory;
 mod message;
 mod names;
 mod queue;

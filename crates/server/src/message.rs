@@ -165,6 +165,11 @@ impl Message {
         Message::new(exchange, routing_key, properties, body)
     }
 
+    /// Bytes of buffers this message holds (shared between the queues that hold it).
+    pub(crate) fn size(&self) -> usize {
+        self.head.len() + self.large_body.as_ref().map_or(0, |b| b.len())
+    }
+
     /// The body.
     pub(crate) fn body(&self) -> &[u8] {
         match &self.large_body {

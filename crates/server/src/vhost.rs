@@ -16,6 +16,7 @@ use warren_routing::{Destination, Envelope, ExchangeKind, ExchangeSpec, RoutingE
 
 use crate::connection::events::ConnectionId;
 use crate::error::ChannelError;
+use crate::memory::Memory;
 use crate::queue::{self, Command, QueueHandle, QueueInfo};
 use crate::unroutable::Unroutable;
 
@@ -43,6 +44,7 @@ pub(crate) struct Vhost {
     writer: Mutex<()>,
     snapshot: ArcSwap<Snapshot>,
     pub(crate) unroutable: Unroutable,
+    memory: Arc<Memory>,
 }
 
 /// The exchanges every vhost has from the start.
@@ -55,7 +57,7 @@ const PREDECLARED: [(&str, ExchangeKind); 5] = [
 ];
 
 impl Vhost {
-    pub(crate) fn new(name: &str) -> Arc<Vhost> {
+    pub(crate) fn new(name: &str, memory: Arc<Memory>) -> Arc<Vhost> {
         let mut topology = Topology::new();
         for (exchange, kind) in PREDECLARED {
             let mut spec = ExchangeSpec::new(exchange, kind);
@@ -72,6 +74,7 @@ impl Vhost {
                 queues: HashMap::new(),
             }),
             unroutable: Unroutable::default(),
+            memory,
         })
     }
 
@@ -164,7 +167,7 @@ impl Vhost {
                 arguments: declare.arguments,
                 settings: declare.settings,
             };
-            let handle = queue::spawn(info, self.this.clone());
+            let handle = queue::spawn(info, self.this.clone(), self.memory.clone());
             s.queues
                 .insert(declare.name.as_str().into(), handle.clone());
             Ok((handle, true))

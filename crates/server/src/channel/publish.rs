@@ -31,6 +31,7 @@ impl Connection {
             m.exchange.as_str()
         };
         self.check_write("exchange", exchange)?;
+        self.publishes = true;
         self.channel(ch)?.assembler.start(m);
         Ok(())
     }

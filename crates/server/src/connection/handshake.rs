@@ -36,6 +36,8 @@ pub(crate) struct ClientInfo {
     pub(crate) connection_name: Option<String>,
     /// The client handles server-sent basic.cancel.
     pub(crate) consumer_cancel_notify: bool,
+    /// The client handles connection.blocked / unblocked.
+    pub(crate) connection_blocked: bool,
 }
 
 /// How the handshake ended, when it did not succeed.
@@ -179,6 +181,7 @@ fn client_info(props: &FieldTable) -> ClientInfo {
         product: text("product").unwrap_or_default(),
         connection_name: text("connection_name"),
         consumer_cancel_notify: capability("consumer_cancel_notify"),
+        connection_blocked: capability("connection.blocked"),
     }
 }
 

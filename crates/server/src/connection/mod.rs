@@ -25,11 +25,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 use warren_codec::{
-    ChannelCloseOk, CodecError, ConnectionCloseOk, ConnectionUpdateSecretOk, Frame, FrameCodec,
-    Method,
+    ChannelCloseOk, CodecError, ConnectionBlocked, ConnectionCloseOk, ConnectionUnblocked,
+    ConnectionUpdateSecretOk, Frame, FrameCodec, Method,
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::{AuthenticatedUser, Permissions};
 use crate::broker::Broker;
@@ -174,6 +174,12 @@ pub(crate) struct Connection {
     pub(crate) confirms_dirty: bool,
     state: State,
     close_reason: String,
+    /// The broker's memory alarm.
+    alarm: watch::Receiver<bool>,
+    /// This connection has published: the alarm holds back its reading.
+    pub(crate) publishes: bool,
+    /// `connection.blocked` was sent and not yet followed by `unblocked`.
+    blocked_sent: bool,
 }
 
 impl Connection {
@@ -187,6 +193,7 @@ impl Connection {
         writer: OwnedWriteHalf,
     ) -> Self {
         let (handle, events) = ConnectionHandle::new();
+        let alarm = broker.memory.alarm();
         Connection {
             broker,
             peer,
@@ -205,6 +212,34 @@ impl Connection {
             confirms_dirty: false,
             state: State::Open,
             close_reason: String::from("client closed"),
+            alarm,
+            publishes: false,
+            blocked_sent: false,
+        }
+    }
+
+    /// Whether the memory alarm holds this connection's reading back: only
+    /// connections that publish are, so consumers keep draining queues.
+    fn held_back(&self) -> bool {
+        self.publishes && *self.alarm.borrow()
+    }
+
+    /// Tells a client that supports it when its connection is blocked and unblocked
+    /// (RabbitMQ's `connection.blocked` extension).
+    fn notify_blocked(&mut self, held_back: bool) {
+        if !self.client.connection_blocked || held_back == self.blocked_sent || !self.is_open() {
+            return;
+        }
+        self.blocked_sent = held_back;
+        if held_back {
+            self.out.method(
+                0,
+                ConnectionBlocked {
+                    reason: "low on memory".into(),
+                },
+            );
+        } else {
+            self.out.method(0, ConnectionUnblocked::default());
         }
     }
 
@@ -242,7 +277,14 @@ impl Connection {
         let shutdown = self.broker.shutdown.clone();
         let mut close_deadline = None;
         while self.state != State::Done {
-            let reading = !self.out.is_full();
+            let held_back = self.held_back();
+            self.notify_blocked(held_back);
+            if held_back {
+                // Not reading, so the client's heartbeats go unseen: count it alive.
+                self.heartbeat.read();
+            }
+            let writable = !self.out.is_full();
+            let reading = writable && !held_back;
             let closing_timer = async {
                 match close_deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -281,7 +323,7 @@ impl Connection {
                         }
                     }
                 }
-                Some(event) = self.events.recv(), if reading => {
+                Some(event) = self.events.recv(), if writable => {
                     self.on_event(event).await;
                     self.drain_events().await;
                 }
@@ -294,6 +336,8 @@ impl Connection {
                     }
                 },
                 _ = closing_timer => return Some("no close-ok in time".into()),
+                // The alarm changed: the loop re-checks whether to read.
+                Ok(()) = self.alarm.changed() => {}
             }
             if self.confirms_dirty && self.state == State::Open {
                 self.flush_confirms();

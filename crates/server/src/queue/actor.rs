@@ -27,6 +27,7 @@ use warren_routing::Envelope;
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event};
 use crate::error::ChannelError;
+use crate::memory::Memory;
 use crate::message::Message;
 use crate::queue::consumers::{Consumer, Consumers};
 use crate::queue::dead_letter::{self, Reason, Target};
@@ -80,10 +81,16 @@ pub(crate) struct Queue {
     timer_at: Option<Instant>,
     /// The dead-letter exchange was missing: warned once.
     warned_missing_dlx: bool,
+    /// Where the queue reports the memory it holds.
+    memory: Arc<Memory>,
+    /// Memory held by unacked messages.
+    unacked_held: u64,
+    /// What was last reported to `memory`.
+    reported: u64,
 }
 
 impl Queue {
-    pub(crate) fn new(handle: QueueHandle, vhost: Weak<Vhost>) -> Self {
+    pub(crate) fn new(handle: QueueHandle, vhost: Weak<Vhost>, memory: Arc<Memory>) -> Self {
         let settings = &handle.info.settings;
         let ready = Ready::with_max_priority(settings.max_priority.unwrap_or(0));
         let consumers = Consumers::new(settings.single_active_consumer);
@@ -103,6 +110,9 @@ impl Queue {
             timer: Box::pin(tokio::time::sleep_until(Instant::now())),
             timer_at: None,
             warned_missing_dlx: false,
+            memory,
+            unacked_held: 0,
+            reported: 0,
         }
     }
 
@@ -154,8 +164,11 @@ impl Queue {
                 break;
             }
             self.arm_timer();
+            self.report_memory();
             self.flush_outbox();
         }
+        self.memory.add(-(self.reported as i64));
+        self.reported = 0;
         self.flush_outbox();
         self.finish(rx).await;
     }
@@ -192,16 +205,13 @@ impl Queue {
                 self.last_used = Instant::now();
                 let got = self.ready.pop().map(|entry| {
                     if !no_ack {
-                        self.unacked.insert(
-                            entry.id(),
-                            Unacked {
-                                entry: entry.clone(),
-                                connection,
-                                channel,
-                                consumer: None,
-                                expired: false,
-                            },
-                        );
+                        self.hold_unacked(Unacked {
+                            entry: entry.clone(),
+                            connection,
+                            channel,
+                            consumer: None,
+                            expired: false,
+                        });
                     }
                     Got {
                         message: self.as_delivered(&entry),
@@ -273,7 +283,7 @@ impl Queue {
 
     fn settle(&mut self, ids: Vec<u64>, how: Settle) {
         for id in ids {
-            let Some(u) = self.unacked.remove(&id) else {
+            let Some(u) = self.take_unacked(id) else {
                 continue;
             };
             if let Some(tag) = &u.consumer
@@ -298,9 +308,29 @@ impl Queue {
             .collect();
         ids.sort_unstable();
         for id in ids {
-            if let Some(u) = self.unacked.remove(&id) {
+            if let Some(u) = self.take_unacked(id) {
                 self.give_back(u);
             }
+        }
+    }
+
+    fn hold_unacked(&mut self, u: Unacked) {
+        self.unacked_held += u.entry.held();
+        self.unacked.insert(u.entry.id(), u);
+    }
+
+    fn take_unacked(&mut self, id: u64) -> Option<Unacked> {
+        let u = self.unacked.remove(&id)?;
+        self.unacked_held -= u.entry.held();
+        Some(u)
+    }
+
+    /// Tells the memory alarm how much this queue holds now.
+    fn report_memory(&mut self) {
+        let held = self.ready.held() + self.unacked_held;
+        if held != self.reported {
+            self.memory.add(held as i64 - self.reported as i64);
+            self.reported = held;
         }
     }
 
@@ -545,16 +575,13 @@ impl Queue {
             let tag = spec.tag.clone();
             if !no_ack {
                 consumer.unacked += 1;
-                self.unacked.insert(
-                    entry.id(),
-                    Unacked {
-                        entry: entry.clone(),
-                        connection: connection.id,
-                        channel,
-                        consumer: Some(tag.clone()),
-                        expired: false,
-                    },
-                );
+                self.hold_unacked(Unacked {
+                    entry: entry.clone(),
+                    connection: connection.id,
+                    channel,
+                    consumer: Some(tag.clone()),
+                    expired: false,
+                });
             }
             let message = self.as_delivered(&entry);
             let delivery = Delivery {

@@ -18,6 +18,7 @@ use warren_codec::{FieldTable, ShortStr};
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId};
 use crate::error::ChannelError;
+use crate::memory::Memory;
 use crate::message::Message;
 use crate::vhost::Vhost;
 
@@ -227,13 +228,13 @@ pub(crate) fn test_handle(info: Arc<QueueInfo>) -> QueueHandle {
 }
 
 /// Starts a queue's task.
-pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>) -> QueueHandle {
+pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>, memory: Arc<Memory>) -> QueueHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let handle = QueueHandle {
         info: Arc::new(info),
         tx,
     };
-    tokio::spawn(actor::Queue::new(handle.clone(), vhost).run(rx));
+    tokio::spawn(actor::Queue::new(handle.clone(), vhost, memory).run(rx));
     handle
 }
 

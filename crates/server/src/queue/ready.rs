@@ -59,6 +59,11 @@ impl Entry {
     fn body_len(&self) -> u64 {
         self.message.body().len() as u64
     }
+
+    /// Memory this entry holds: its buffers and its slot.
+    pub(crate) fn held(&self) -> u64 {
+        (self.message.size() + std::mem::size_of::<Entry>()) as u64
+    }
 }
 
 /// Messages waiting for a consumer, by priority level (one level unless the queue
@@ -72,6 +77,8 @@ pub(crate) struct Ready {
     live: usize,
     /// Body bytes of those messages.
     bytes: u64,
+    /// Memory they hold: buffers plus queue slots.
+    held: u64,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +102,7 @@ impl Ready {
             levels: (0..=max).map(|_| Level::default()).collect(),
             live: 0,
             bytes: 0,
+            held: 0,
         }
     }
 
@@ -121,9 +129,15 @@ impl Ready {
         &mut self.levels[at]
     }
 
+    /// Memory the ready messages hold (buffers and slots).
+    pub(crate) fn held(&self) -> u64 {
+        self.held
+    }
+
     pub(crate) fn push(&mut self, entry: Entry) {
         self.live += 1;
         self.bytes += entry.body_len();
+        self.held += entry.held();
         self.level_of(&entry).fresh.push_back(entry);
     }
 
@@ -132,6 +146,7 @@ impl Ready {
         entry.count_return();
         self.live += 1;
         self.bytes += entry.body_len();
+        self.held += entry.held();
         self.level_of(&entry).requeued.insert(entry.id(), entry);
     }
 
@@ -167,6 +182,7 @@ impl Ready {
     fn taken(&mut self, entry: &Entry) {
         self.live -= 1;
         self.bytes -= entry.body_len();
+        self.held -= entry.held();
     }
 }
 

@@ -28,8 +28,12 @@ fn number(m: &Message) -> u32 {
     u32::from_be_bytes(m.body()[..4].try_into().unwrap())
 }
 
+fn unlimited() -> Arc<Memory> {
+    Arc::new(Memory::new(u64::MAX))
+}
+
 fn queue() -> QueueHandle {
-    spawn(QueueInfo::named("q"), Weak::new())
+    spawn(QueueInfo::named("q"), Weak::new(), unlimited())
 }
 
 async fn publish(q: &QueueHandle, n: u32) {
@@ -196,7 +200,7 @@ async fn higher_priority_consumers_are_served_first_and_round_robin_among_equals
 async fn a_single_active_consumer_gets_everything_until_it_goes() {
     let mut info = QueueInfo::named("sac");
     info.settings.single_active_consumer = true;
-    let q = spawn(info, Weak::new());
+    let q = spawn(info, Weak::new(), unlimited());
     let (conn, mut rx) = ConnectionHandle::new();
     let gate = Arc::new(ChannelGate::new());
     consume(&q, consumer(&conn, "first", 2, gate.clone()))
