@@ -84,3 +84,41 @@ async fn a_publisher_past_the_memory_watermark_is_blocked_until_consumers_drain(
     publisher.close().await;
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_little_free_disk_blocks_publishers_but_not_consumers() {
+    let mut config = TestBroker::config();
+    // More free space than any disk has: the alarm is on from the start.
+    config.limits.disk_free_limit = i64::MAX as u64;
+    let broker = TestBroker::start_with(config).await;
+    let conn = connect_lapin(&broker.uri(), "consumer").await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    within(
+        "queue.declare",
+        ch.queue_declare("disk".into(), Default::default(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+
+    let mut publisher = RawClient::connect(broker.addr(), "publisher on a full disk").await;
+    publisher.open_channel(1).await;
+    publisher
+        .publish(
+            1,
+            publish_to("", "disk"),
+            BasicProperties::default(),
+            b"m",
+            0,
+        )
+        .await;
+    match publisher.recv_method().await {
+        (0, Method::ConnectionBlocked(blocked)) => {
+            assert_eq!(blocked.reason.as_str(), "low on disk")
+        }
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    // A connection that does not publish is not held back.
+    assert_eq!(lapin_counts(&ch, "disk").await.1, 0);
+    conn.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+}

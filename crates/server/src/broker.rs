@@ -7,9 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
 
+use crate::alarm::Alarm;
 use crate::auth::Users;
 use crate::config::Config;
-use crate::memory::Memory;
 use crate::vhost::Vhost;
 
 /// What every connection task reads. Immutable after start apart from counters.
@@ -19,21 +19,21 @@ pub(crate) struct Broker {
     pub(crate) vhosts: HashMap<String, Arc<Vhost>>,
     pub(crate) shutdown: CancellationToken,
     /// What queues hold, and the alarm publishers follow.
-    pub(crate) memory: Arc<Memory>,
+    pub(crate) alarm: Arc<Alarm>,
     connections: AtomicU32,
 }
 
 impl Broker {
     pub(crate) fn new(config: Config) -> Self {
-        let memory = Arc::new(Memory::for_watermark(config.limits.memory_high_watermark));
+        let alarm = Arc::new(Alarm::for_watermark(config.limits.memory_high_watermark));
         Broker {
             users: Users::new(&config),
             vhosts: config
                 .vhosts
                 .iter()
-                .map(|v| (v.name.clone(), Vhost::new(&v.name, memory.clone())))
+                .map(|v| (v.name.clone(), Vhost::new(&v.name, alarm.clone())))
                 .collect(),
-            memory,
+            alarm,
             config,
             shutdown: CancellationToken::new(),
             connections: AtomicU32::new(0),

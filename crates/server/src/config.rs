@@ -59,6 +59,9 @@ pub struct Limits {
     /// Memory the broker's queues may hold before publishers are blocked. Default 40%
     /// of RAM, as RabbitMQ.
     pub memory_high_watermark: Watermark,
+    /// Free disk space in bytes on the data directory's file system below which
+    /// publishers are blocked. Default 50 MB, as RabbitMQ.
+    pub disk_free_limit: u64,
 }
 
 /// A memory limit: a share of the machine's RAM or a number of bytes.
@@ -80,6 +83,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 0,
             memory_high_watermark: Watermark::PerMille(400),
+            disk_free_limit: 50_000_000,
         }
     }
 }
@@ -197,6 +201,7 @@ struct RawLimits {
     handshake_timeout: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
     memory_high_watermark: Option<Spanned<RawWatermark>>,
+    disk_free_limit: Option<Spanned<i64>>,
 }
 
 /// A fraction of RAM (a float) or bytes (an integer).
@@ -317,6 +322,13 @@ impl Validator<'_> {
                 d.max_connections,
             )?,
             memory_high_watermark: self.watermark(&raw.memory_high_watermark)?,
+            disk_free_limit: self.int(
+                &raw.disk_free_limit,
+                "disk_free_limit",
+                0,
+                i64::MAX,
+                d.disk_free_limit,
+            )?,
         })
     }
 
@@ -574,7 +586,7 @@ mod tests {
         let text = "[server]\nlisten = \"[::1]:5673\"\ndata_dir = \"/var/lib/warren\"\n\
                     [limits]\nframe_max = 4096\nchannel_max = 65535\nheartbeat = 0\n\
                     max_message_size = 536870912\nhandshake_timeout = 3\nmax_connections = 7\n\
-                    memory_high_watermark = 1073741824\n";
+                    memory_high_watermark = 1073741824\ndisk_free_limit = 0\n";
         let config = Config::parse(text, "broker.toml").unwrap();
         assert_eq!(config.listen, "[::1]:5673".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/warren"));
@@ -586,6 +598,7 @@ mod tests {
             handshake_timeout: Duration::from_secs(3),
             max_connections: 7,
             memory_high_watermark: Watermark::Bytes(1 << 30),
+            disk_free_limit: 0,
         };
         assert_eq!(config.limits, expected);
     }

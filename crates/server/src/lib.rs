@@ -14,6 +14,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod alarm;
 pub mod auth;
 mod broker;
 mod channel;
@@ -21,7 +22,6 @@ pub mod config;
 pub mod config_error;
 mod connection;
 pub mod error;
-mod memory;
 mod message;
 mod names;
 mod queue;

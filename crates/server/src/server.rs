@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::alarm;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection;
@@ -57,6 +58,12 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let tracker = TaskTracker::new();
         let shutdown = self.broker.shutdown.clone();
+        tracker.spawn(alarm::watch_disk(
+            self.broker.config.data_dir.clone(),
+            self.broker.config.limits.disk_free_limit,
+            self.broker.alarm.clone(),
+            shutdown.clone(),
+        ));
         info!(address = %self.local_addr(), "listening for AMQP 0-9-1 connections");
         loop {
             let accepted = tokio::select! {

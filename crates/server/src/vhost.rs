@@ -14,9 +14,9 @@ use arc_swap::ArcSwap;
 use warren_codec::{FieldTable, ShortStr};
 use warren_routing::{Destination, Envelope, ExchangeKind, ExchangeSpec, RoutingError, Topology};
 
+use crate::alarm::Alarm;
 use crate::connection::events::ConnectionId;
 use crate::error::ChannelError;
-use crate::memory::Memory;
 use crate::queue::{self, Command, QueueHandle, QueueInfo};
 use crate::unroutable::Unroutable;
 
@@ -44,7 +44,7 @@ pub(crate) struct Vhost {
     writer: Mutex<()>,
     snapshot: ArcSwap<Snapshot>,
     pub(crate) unroutable: Unroutable,
-    memory: Arc<Memory>,
+    memory: Arc<Alarm>,
 }
 
 /// The exchanges every vhost has from the start.
@@ -57,7 +57,7 @@ const PREDECLARED: [(&str, ExchangeKind); 5] = [
 ];
 
 impl Vhost {
-    pub(crate) fn new(name: &str, memory: Arc<Memory>) -> Arc<Vhost> {
+    pub(crate) fn new(name: &str, memory: Arc<Alarm>) -> Arc<Vhost> {
         let mut topology = Topology::new();
         for (exchange, kind) in PREDECLARED {
             let mut spec = ExchangeSpec::new(exchange, kind);

@@ -174,7 +174,7 @@ pub(crate) struct Connection {
     pub(crate) confirms_dirty: bool,
     state: State,
     close_reason: String,
-    /// The broker's memory alarm.
+    /// The broker's resource alarm (memory or disk).
     alarm: watch::Receiver<bool>,
     /// This connection has published: the alarm holds back its reading.
     pub(crate) publishes: bool,
@@ -193,7 +193,7 @@ impl Connection {
         writer: OwnedWriteHalf,
     ) -> Self {
         let (handle, events) = ConnectionHandle::new();
-        let alarm = broker.memory.alarm();
+        let alarm = broker.alarm.subscribe();
         Connection {
             broker,
             peer,
@@ -218,10 +218,11 @@ impl Connection {
         }
     }
 
-    /// Whether the memory alarm holds this connection's reading back: only
+    /// Whether the resource alarm holds this connection's reading back: only
     /// connections that publish are, so consumers keep draining queues.
     fn held_back(&self) -> bool {
-        self.publishes && *self.alarm.borrow()
+        // A closing connection reads on: it waits for close-ok.
+        self.publishes && self.is_open() && *self.alarm.borrow()
     }
 
     /// Tells a client that supports it when its connection is blocked and unblocked
@@ -235,7 +236,7 @@ impl Connection {
             self.out.method(
                 0,
                 ConnectionBlocked {
-                    reason: "low on memory".into(),
+                    reason: self.broker.alarm.reason().into(),
                 },
             );
         } else {

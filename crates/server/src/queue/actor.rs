@@ -24,10 +24,10 @@ use tracing::{debug, warn};
 use warren_codec::ShortStr;
 use warren_routing::Envelope;
 
+use crate::alarm::Alarm;
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event};
 use crate::error::ChannelError;
-use crate::memory::Memory;
 use crate::message::Message;
 use crate::queue::consumers::{Consumer, Consumers};
 use crate::queue::dead_letter::{self, Reason, Target};
@@ -82,7 +82,7 @@ pub(crate) struct Queue {
     /// The dead-letter exchange was missing: warned once.
     warned_missing_dlx: bool,
     /// Where the queue reports the memory it holds.
-    memory: Arc<Memory>,
+    memory: Arc<Alarm>,
     /// Memory held by unacked messages.
     unacked_held: u64,
     /// What was last reported to `memory`.
@@ -90,7 +90,7 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn new(handle: QueueHandle, vhost: Weak<Vhost>, memory: Arc<Memory>) -> Self {
+    pub(crate) fn new(handle: QueueHandle, vhost: Weak<Vhost>, memory: Arc<Alarm>) -> Self {
         let settings = &handle.info.settings;
         let ready = Ready::with_max_priority(settings.max_priority.unwrap_or(0));
         let consumers = Consumers::new(settings.single_active_consumer);

@@ -15,10 +15,10 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot};
 use warren_codec::{FieldTable, ShortStr};
 
+use crate::alarm::Alarm;
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId};
 use crate::error::ChannelError;
-use crate::memory::Memory;
 use crate::message::Message;
 use crate::vhost::Vhost;
 
@@ -228,7 +228,7 @@ pub(crate) fn test_handle(info: Arc<QueueInfo>) -> QueueHandle {
 }
 
 /// Starts a queue's task.
-pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>, memory: Arc<Memory>) -> QueueHandle {
+pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>, memory: Arc<Alarm>) -> QueueHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let handle = QueueHandle {
         info: Arc::new(info),

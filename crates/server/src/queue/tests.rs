@@ -28,8 +28,8 @@ fn number(m: &Message) -> u32 {
     u32::from_be_bytes(m.body()[..4].try_into().unwrap())
 }
 
-fn unlimited() -> Arc<Memory> {
-    Arc::new(Memory::new(u64::MAX))
+fn unlimited() -> Arc<Alarm> {
+    Arc::new(Alarm::new(u64::MAX))
 }
 
 fn queue() -> QueueHandle {
