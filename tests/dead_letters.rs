@@ -14,37 +14,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueBindOptions,
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions, ConfirmSelectOptions,
+    QueueBindOptions,
 };
-use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Consumer, ExchangeKind};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 
-use common::{TestBroker, connect_lapin, lapin_counts, next_lapin, within};
-
-fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert(ShortString::from(*k), v.clone());
-    }
-    t
-}
-
-fn text(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s))
-}
+use common::{
+    TestBroker, connect_lapin, lapin_consume, lapin_counts, lapin_table, lapin_text, next_lapin,
+    within,
+};
 
 fn texts(items: &[&str]) -> AMQPValue {
     AMQPValue::FieldArray(FieldArray::from(
-        items.iter().map(|s| text(s)).collect::<Vec<_>>(),
+        items.iter().map(|s| lapin_text(s)).collect::<Vec<_>>(),
     ))
 }
 
 /// Dead-letter arguments: through the default exchange straight to `queue`.
 fn dead_letter_to(queue: &str) -> Vec<(&'static str, AMQPValue)> {
     vec![
-        ("x-dead-letter-exchange", text("")),
-        ("x-dead-letter-routing-key", text(queue)),
+        ("x-dead-letter-exchange", lapin_text("")),
+        ("x-dead-letter-routing-key", lapin_text(queue)),
     ]
 }
 
@@ -109,23 +100,6 @@ async fn publish(
     .await
     .unwrap();
     within("a publisher confirm", confirm).await.unwrap();
-}
-
-async fn consume(channel: &Channel, queue: &str, no_ack: bool) -> Consumer {
-    within(
-        "basic.consume",
-        channel.basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("consume '{queue}': {e}"))
 }
 
 /// The next message of `queue` by basic.get with manual ack; `None` if it is empty.
@@ -300,17 +274,22 @@ async fn rejected_message_is_dead_lettered_with_x_death_and_death_headers() {
     .unwrap();
     let ch = conn.create_channel().await.unwrap();
     declare(&ch, "dl.reject.dlq", FieldTable::default()).await;
-    declare(&ch, "dl.reject.src", args(&dead_letter_to("dl.reject.dlq"))).await;
+    declare(
+        &ch,
+        "dl.reject.src",
+        lapin_table(&dead_letter_to("dl.reject.dlq")),
+    )
+    .await;
     bind(&ch, "dl.reject.src", "amq.direct", "task").await;
     let since = now_secs();
     let mut app_headers = FieldTable::default();
-    app_headers.insert("app".into(), text("kept"));
+    app_headers.insert("app".into(), lapin_text("kept"));
     let properties = BasicProperties::default()
         .with_headers(app_headers)
         .with_message_id("m-1".into());
     publish(&ch, "amq.direct", "task", b"job", properties).await;
     let taken = get(&ch, "dl.reject.src").await.expect("the message");
-    let mut dlq = consume(&ch, "dl.reject.dlq", true).await;
+    let mut dlq = lapin_consume(&ch, "dl.reject.dlq", true).await;
     reject(&taken, false).await;
 
     let dead = next_lapin(&mut dlq).await;
@@ -342,7 +321,7 @@ async fn rejected_message_is_dead_lettered_with_x_death_and_death_headers() {
             &["task"]
         )]
     );
-    assert_eq!(h.inner().get("app"), Some(&text("kept")));
+    assert_eq!(h.inner().get("app"), Some(&lapin_text("kept")));
     let src = ["rejected", "dl.reject.src", "amq.direct"];
     assert_eq!(first_and_last(&h), expected_first_and_last(src, src));
     assert_eq!(lapin_counts(&ch, "dl.reject.src").await, (0, 0));
@@ -367,7 +346,7 @@ async fn without_a_dead_letter_routing_key_the_original_keys_route_the_message()
     declare(
         &ch,
         "dl.keys.src",
-        args(&[("x-dead-letter-exchange", text("dl.keys.dlx"))]),
+        lapin_table(&[("x-dead-letter-exchange", lapin_text("dl.keys.dlx"))]),
     )
     .await;
     bind(&ch, "dl.keys.src", "amq.direct", "task").await;
@@ -380,7 +359,7 @@ async fn without_a_dead_letter_routing_key_the_original_keys_route_the_message()
     }
     let _first = get(&ch, "dl.keys.src").await.expect("one");
     let second = get(&ch, "dl.keys.src").await.expect("two");
-    let mut dlq = consume(&ch, "dl.keys.dlq", true).await;
+    let mut dlq = lapin_consume(&ch, "dl.keys.dlq", true).await;
     // nack multiple without requeue dead-letters both, oldest first.
     second
         .acker
@@ -426,8 +405,13 @@ async fn expired_message_is_dead_lettered_with_its_original_expiration() {
     .unwrap();
     let ch = conn.create_channel().await.unwrap();
     declare(&ch, "dl.expire.dlq", FieldTable::default()).await;
-    declare(&ch, "dl.expire.src", args(&dead_letter_to("dl.expire.dlq"))).await;
-    let mut dlq = consume(&ch, "dl.expire.dlq", true).await;
+    declare(
+        &ch,
+        "dl.expire.src",
+        lapin_table(&dead_letter_to("dl.expire.dlq")),
+    )
+    .await;
+    let mut dlq = lapin_consume(&ch, "dl.expire.dlq", true).await;
     let since = now_secs();
     let properties = BasicProperties::default().with_expiration("50".into());
     publish(&ch, "", "dl.expire.src", b"stale", properties).await;
@@ -461,8 +445,8 @@ async fn message_dropped_by_max_length_is_dead_lettered_with_reason_maxlen() {
     declare(&ch, "dl.maxlen.dlq", FieldTable::default()).await;
     let mut arguments = dead_letter_to("dl.maxlen.dlq");
     arguments.push(("x-max-length", AMQPValue::LongInt(2)));
-    declare(&ch, "dl.maxlen.src", args(&arguments)).await;
-    let mut dlq = consume(&ch, "dl.maxlen.dlq", true).await;
+    declare(&ch, "dl.maxlen.src", lapin_table(&arguments)).await;
+    let mut dlq = lapin_consume(&ch, "dl.maxlen.dlq", true).await;
     let since = now_secs();
     for body in [b"m1", b"m2", b"m3", b"m4"] {
         publish(&ch, "", "dl.maxlen.src", body, BasicProperties::default()).await;
@@ -504,9 +488,14 @@ async fn a_second_death_at_the_same_queue_counts_up_its_x_death_entry() {
     let ch = conn.create_channel().await.unwrap();
     let mut wait_args = dead_letter_to("dl.retry.src");
     wait_args.push(("x-message-ttl", AMQPValue::LongInt(20)));
-    declare(&ch, "dl.retry.wait", args(&wait_args)).await;
-    declare(&ch, "dl.retry.src", args(&dead_letter_to("dl.retry.wait"))).await;
-    let mut src = consume(&ch, "dl.retry.src", false).await;
+    declare(&ch, "dl.retry.wait", lapin_table(&wait_args)).await;
+    declare(
+        &ch,
+        "dl.retry.src",
+        lapin_table(&dead_letter_to("dl.retry.wait")),
+    )
+    .await;
+    let mut src = lapin_consume(&ch, "dl.retry.src", false).await;
     let since = now_secs();
     publish(
         &ch,
@@ -580,15 +569,15 @@ async fn an_automatic_expiry_cycle_is_dropped() {
     declare(
         &ch,
         "dl.cycle.q",
-        args(&[
+        lapin_table(&[
             ("x-message-ttl", AMQPValue::LongInt(500)),
-            ("x-dead-letter-exchange", text("dl.cycle.fan")),
+            ("x-dead-letter-exchange", lapin_text("dl.cycle.fan")),
         ]),
     )
     .await;
     bind(&ch, "dl.cycle.q", "dl.cycle.fan", "").await;
     bind(&ch, "dl.cycle.seen", "dl.cycle.fan", "").await;
-    let mut seen = consume(&ch, "dl.cycle.seen", true).await;
+    let mut seen = lapin_consume(&ch, "dl.cycle.seen", true).await;
     let since = now_secs();
     publish(&ch, "", "dl.cycle.q", b"loop", BasicProperties::default()).await;
 
@@ -617,7 +606,7 @@ async fn a_missing_dead_letter_exchange_drops_the_message() {
     declare(
         &ch,
         "dl.missing.src",
-        args(&[("x-dead-letter-exchange", text("dl.missing.nowhere"))]),
+        lapin_table(&[("x-dead-letter-exchange", lapin_text("dl.missing.nowhere"))]),
     )
     .await;
     publish(
@@ -678,8 +667,8 @@ async fn delivery_limit_dead_letters_after_n_plus_one_failed_deliveries() {
     declare(&ch, "dl.limit.dlq", FieldTable::default()).await;
     let mut arguments = dead_letter_to("dl.limit.dlq");
     arguments.push(("x-delivery-limit", AMQPValue::LongInt(2)));
-    declare(&ch, "dl.limit.src", args(&arguments)).await;
-    let mut dlq = consume(&ch, "dl.limit.dlq", true).await;
+    declare(&ch, "dl.limit.src", lapin_table(&arguments)).await;
+    let mut dlq = lapin_consume(&ch, "dl.limit.dlq", true).await;
     let since = now_secs();
     publish(
         &ch,
@@ -689,7 +678,7 @@ async fn delivery_limit_dead_letters_after_n_plus_one_failed_deliveries() {
         BasicProperties::default(),
     )
     .await;
-    let mut src = consume(&ch, "dl.limit.src", false).await;
+    let mut src = lapin_consume(&ch, "dl.limit.src", false).await;
 
     // Three failed deliveries: two returns are allowed, the third dead-letters.
     let mut seen = Vec::new();
@@ -740,8 +729,8 @@ async fn a_consumer_channel_closing_counts_against_the_delivery_limit() {
     declare(&ch, "dl.closed.dlq", FieldTable::default()).await;
     let mut arguments = dead_letter_to("dl.closed.dlq");
     arguments.push(("x-delivery-limit", AMQPValue::LongInt(1)));
-    declare(&ch, "dl.closed.src", args(&arguments)).await;
-    let mut dlq = consume(&ch, "dl.closed.dlq", true).await;
+    declare(&ch, "dl.closed.src", lapin_table(&arguments)).await;
+    let mut dlq = lapin_consume(&ch, "dl.closed.dlq", true).await;
     let since = now_secs();
     publish(
         &ch,
@@ -755,7 +744,7 @@ async fn a_consumer_channel_closing_counts_against_the_delivery_limit() {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let consumer_channel = conn.create_channel().await.unwrap();
-        let mut consumer = consume(&consumer_channel, "dl.closed.src", false).await;
+        let mut consumer = lapin_consume(&consumer_channel, "dl.closed.src", false).await;
         let delivery = next_lapin(&mut consumer).await;
         seen.push((delivery.redelivered, x_delivery_count(&delivery)));
         // Closing with the message unacked returns it.
@@ -797,7 +786,7 @@ async fn delivery_limit_without_a_dead_letter_exchange_drops_the_message() {
     declare(
         &ch,
         "dl.drop.src",
-        args(&[("x-delivery-limit", AMQPValue::LongInt(1))]),
+        lapin_table(&[("x-delivery-limit", AMQPValue::LongInt(1))]),
     )
     .await;
     publish(

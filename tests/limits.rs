@@ -12,35 +12,26 @@ use std::time::Duration;
 
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Consumer};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation};
 
-use common::{TestBroker, connect_lapin, lapin_counts, next_lapin, within};
+use common::{
+    TestBroker, connect_lapin, lapin_consume, lapin_counts, lapin_table, lapin_text, next_lapin,
+    within,
+};
 
 /// How often a test looks again at a state it has to poll (a queue deleted by
 /// `x-expires`): well below the expiry times used here.
 const POLL: Duration = Duration::from_millis(20);
 
-fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert(ShortString::from(*k), v.clone());
-    }
-    t
-}
-
-fn text(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s))
-}
-
 /// Dead-letter arguments: through the default exchange straight to `queue`.
 fn dead_letter_to(queue: &str) -> [(&'static str, AMQPValue); 2] {
     [
-        ("x-dead-letter-exchange", text("")),
-        ("x-dead-letter-routing-key", text(queue)),
+        ("x-dead-letter-exchange", lapin_text("")),
+        ("x-dead-letter-routing-key", lapin_text(queue)),
     ]
 }
 
@@ -90,23 +81,6 @@ async fn publish_ok(channel: &Channel, queue: &str, body: &[u8]) {
 
 fn expiring(ms: &str) -> BasicProperties {
     BasicProperties::default().with_expiration(ms.into())
-}
-
-async fn consume(channel: &Channel, queue: &str, no_ack: bool) -> Consumer {
-    within(
-        "basic.consume",
-        channel.basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("consume '{queue}': {e}"))
 }
 
 /// Takes every ready message of `queue` with basic.get (auto-ack), in order.
@@ -209,8 +183,10 @@ async fn queue_ttl_expires_messages_nobody_consumes() {
         .unwrap();
     let mut arguments = dead_letter_to("lim.ttl.dlq").to_vec();
     arguments.push(("x-message-ttl", AMQPValue::LongInt(50)));
-    declare(&ch, "lim.ttl.src", args(&arguments)).await.unwrap();
-    let mut dlq = consume(&ch, "lim.ttl.dlq", true).await;
+    declare(&ch, "lim.ttl.src", lapin_table(&arguments))
+        .await
+        .unwrap();
+    let mut dlq = lapin_consume(&ch, "lim.ttl.dlq", true).await;
     for body in [b"a", b"b", b"c"] {
         publish_ok(&ch, "lim.ttl.src", body).await;
     }
@@ -218,7 +194,10 @@ async fn queue_ttl_expires_messages_nobody_consumes() {
     for body in [b"a", b"b", b"c"] {
         let dead = next_lapin(&mut dlq).await;
         assert_eq!(dead.data, body);
-        assert_eq!(header(&dead, "x-first-death-reason"), Some(text("expired")));
+        assert_eq!(
+            header(&dead, "x-first-death-reason"),
+            Some(lapin_text("expired"))
+        );
     }
     assert_eq!(lapin_counts(&ch, "lim.ttl.src").await, (0, 0));
     assert!(drain(&ch, "lim.ttl.src").await.is_empty());
@@ -243,16 +222,16 @@ async fn a_message_that_expires_while_waiting_is_never_delivered() {
         .unwrap();
     let mut arguments = dead_letter_to("lim.held.dlq").to_vec();
     arguments.push(("x-message-ttl", AMQPValue::LongInt(200)));
-    declare(&ch, "lim.held.src", args(&arguments))
+    declare(&ch, "lim.held.src", lapin_table(&arguments))
         .await
         .unwrap();
-    let mut dlq = consume(&ch, "lim.held.dlq", true).await;
+    let mut dlq = lapin_consume(&ch, "lim.held.dlq", true).await;
     let worker = conn.create_channel().await.unwrap();
     worker
         .basic_qos(1, BasicQosOptions::default())
         .await
         .unwrap();
-    let mut consumer = consume(&worker, "lim.held.src", false).await;
+    let mut consumer = lapin_consume(&worker, "lim.held.src", false).await;
 
     publish_ok(&ch, "lim.held.src", b"first").await;
     let first = next_lapin(&mut consumer).await;
@@ -260,7 +239,10 @@ async fn a_message_that_expires_while_waiting_is_never_delivered() {
     publish_ok(&ch, "lim.held.src", b"waits").await;
     let dead = next_lapin(&mut dlq).await;
     assert_eq!(dead.data, b"waits");
-    assert_eq!(header(&dead, "x-first-death-reason"), Some(text("expired")));
+    assert_eq!(
+        header(&dead, "x-first-death-reason"),
+        Some(lapin_text("expired"))
+    );
 
     // The held message does not expire: TTL applies to messages waiting in the queue.
     first.acker.ack(BasicAckOptions::default()).await.unwrap();
@@ -287,9 +269,9 @@ async fn the_smaller_of_message_and_queue_ttl_applies() {
     for (queue, ttl) in [("lim.smaller.short", 50), ("lim.smaller.long", 600_000)] {
         let mut arguments = dead_letter_to("lim.smaller.dlq").to_vec();
         arguments.push(("x-message-ttl", AMQPValue::LongInt(ttl)));
-        declare(&ch, queue, args(&arguments)).await.unwrap();
+        declare(&ch, queue, lapin_table(&arguments)).await.unwrap();
     }
-    let mut dlq = consume(&ch, "lim.smaller.dlq", true).await;
+    let mut dlq = lapin_consume(&ch, "lim.smaller.dlq", true).await;
     // Either TTL alone would keep the message for ten minutes, far beyond the wait.
     // (A RabbitMQ 3.10 classic queue expires a message by its own TTL only at the head
     // of the queue; each message here is alone in its queue.)
@@ -298,8 +280,14 @@ async fn the_smaller_of_message_and_queue_ttl_applies() {
         assert!(matches!(outcome, Confirmation::NotRequested), "{outcome:?}");
         let dead = next_lapin(&mut dlq).await;
         assert_eq!(dead.data, queue.as_bytes());
-        assert_eq!(header(&dead, "x-first-death-queue"), Some(text(queue)));
-        assert_eq!(header(&dead, "x-first-death-reason"), Some(text("expired")));
+        assert_eq!(
+            header(&dead, "x-first-death-queue"),
+            Some(lapin_text(queue))
+        );
+        assert_eq!(
+            header(&dead, "x-first-death-reason"),
+            Some(lapin_text("expired"))
+        );
     }
     conn.close(200, "bye".into()).await.unwrap();
     broker.stop().await;
@@ -372,7 +360,7 @@ async fn x_expires_deletes_an_idle_queue() {
     declare(
         &ch,
         "lim.idle",
-        args(&[("x-expires", AMQPValue::LongInt(100))]),
+        lapin_table(&[("x-expires", AMQPValue::LongInt(100))]),
     )
     .await
     .unwrap();
@@ -396,9 +384,9 @@ async fn x_expires_spares_a_queue_while_it_has_consumers() {
     .await
     .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let expires = args(&[("x-expires", AMQPValue::LongInt(300))]);
+    let expires = lapin_table(&[("x-expires", AMQPValue::LongInt(300))]);
     declare(&ch, "lim.busy", expires.clone()).await.unwrap();
-    let consumer = consume(&ch, "lim.busy", true).await;
+    let consumer = lapin_consume(&ch, "lim.busy", true).await;
     declare(&ch, "lim.busy.clock", expires).await.unwrap();
     let prober = prober(&conn).await;
     until_deleted(&prober, "lim.busy.clock", async || {}).await;
@@ -425,7 +413,7 @@ async fn basic_get_and_redeclare_renew_the_x_expires_lease() {
     .await
     .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let expires = args(&[("x-expires", AMQPValue::LongInt(300))]);
+    let expires = lapin_table(&[("x-expires", AMQPValue::LongInt(300))]);
     for queue in ["lim.renew.get", "lim.renew.declare", "lim.renew.clock"] {
         declare(&ch, queue, expires.clone()).await.unwrap();
     }
@@ -457,7 +445,7 @@ async fn a_passive_declare_renews_the_x_expires_lease() {
     .await
     .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let expires = args(&[("x-expires", AMQPValue::LongInt(300))]);
+    let expires = lapin_table(&[("x-expires", AMQPValue::LongInt(300))]);
     for queue in ["lim.passive.checked", "lim.passive.clock"] {
         declare(&ch, queue, expires.clone()).await.unwrap();
     }
@@ -489,13 +477,13 @@ async fn drop_head_discards_the_oldest_messages_over_max_length() {
         .await
         .unwrap();
     let limit = || ("x-max-length", AMQPValue::LongInt(2));
-    declare(&ch, "lim.head.default", args(&[limit()]))
+    declare(&ch, "lim.head.default", lapin_table(&[limit()]))
         .await
         .unwrap();
     declare(
         &ch,
         "lim.head.explicit",
-        args(&[limit(), ("x-overflow", text("drop-head"))]),
+        lapin_table(&[limit(), ("x-overflow", lapin_text("drop-head"))]),
     )
     .await
     .unwrap();
@@ -528,7 +516,7 @@ async fn max_length_bytes_counts_body_bytes_and_drops_the_oldest() {
     declare(
         &ch,
         "lim.bytes",
-        args(&[("x-max-length-bytes", AMQPValue::LongInt(10))]),
+        lapin_table(&[("x-max-length-bytes", AMQPValue::LongInt(10))]),
     )
     .await
     .unwrap();
@@ -563,8 +551,8 @@ async fn reject_publish_nacks_messages_over_the_limit() {
         .unwrap();
     let mut arguments = dead_letter_to("lim.reject.dlq").to_vec();
     arguments.push(("x-max-length", AMQPValue::LongInt(2)));
-    arguments.push(("x-overflow", text("reject-publish")));
-    declare(&ch, "lim.reject.src", args(&arguments))
+    arguments.push(("x-overflow", lapin_text("reject-publish")));
+    declare(&ch, "lim.reject.src", lapin_table(&arguments))
         .await
         .unwrap();
     let mut outcomes = Vec::new();
@@ -613,11 +601,11 @@ async fn reject_publish_dlx_nacks_and_dead_letters_messages_over_the_limit() {
         .unwrap();
     let mut arguments = dead_letter_to("lim.rdlx.dlq").to_vec();
     arguments.push(("x-max-length", AMQPValue::LongInt(1)));
-    arguments.push(("x-overflow", text("reject-publish-dlx")));
-    declare(&ch, "lim.rdlx.src", args(&arguments))
+    arguments.push(("x-overflow", lapin_text("reject-publish-dlx")));
+    declare(&ch, "lim.rdlx.src", lapin_table(&arguments))
         .await
         .unwrap();
-    let mut dlq = consume(&ch, "lim.rdlx.dlq", true).await;
+    let mut dlq = lapin_consume(&ch, "lim.rdlx.dlq", true).await;
     let mut outcomes = Vec::new();
     for body in [b"m1", b"m2", b"m3"] {
         let outcome = publish(&ch, "lim.rdlx.src", body, BasicProperties::default()).await;
@@ -627,10 +615,13 @@ async fn reject_publish_dlx_nacks_and_dead_letters_messages_over_the_limit() {
     for body in [b"m2", b"m3"] {
         let dead = next_lapin(&mut dlq).await;
         assert_eq!(dead.data, body);
-        assert_eq!(header(&dead, "x-first-death-reason"), Some(text("maxlen")));
+        assert_eq!(
+            header(&dead, "x-first-death-reason"),
+            Some(lapin_text("maxlen"))
+        );
         assert_eq!(
             header(&dead, "x-first-death-queue"),
-            Some(text("lim.rdlx.src"))
+            Some(lapin_text("lim.rdlx.src"))
         );
     }
     assert_eq!(drain(&ch, "lim.rdlx.src").await, [b"m1"]);
@@ -680,13 +671,13 @@ async fn invalid_queue_arguments_are_refused_with_406() {
         (
             "lim.bad.overflow",
             "x-overflow",
-            text("drop-tail"),
+            lapin_text("drop-tail"),
             "invalid_overflow",
         ),
         (
             "lim.bad.dlrk",
             "x-dead-letter-routing-key",
-            text("dlq"),
+            lapin_text("dlq"),
             "routing_key_but_no_dlx_defined",
         ),
     ];
@@ -705,7 +696,7 @@ async fn invalid_queue_arguments_are_refused_with_406() {
     cases.push((
         queue,
         "x-message-ttl",
-        text("100"),
+        lapin_text("100"),
         format!(
             "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '{queue}' \
              in vhost '/': \"expected integer, got longstr\""
@@ -724,7 +715,7 @@ async fn invalid_queue_arguments_are_refused_with_406() {
     let prober = prober(&conn).await;
     for (queue, argument, value, refusal) in cases {
         let ch = conn.create_channel().await.unwrap();
-        let error = declare(&ch, queue, args(&[(argument, value)]))
+        let error = declare(&ch, queue, lapin_table(&[(argument, value)]))
             .await
             .expect_err("the broker must refuse this");
         assert_eq!(closed_by(&error), (406, refusal), "{queue}");

@@ -5,18 +5,10 @@
 mod common;
 
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 
-use common::{TestBroker, connect_lapin, lapin_reply_code, next_lapin, within};
-
-fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert(ShortString::from(*k), v.clone());
-    }
-    t
-}
+use common::{TestBroker, connect_lapin, lapin_reply_code, lapin_table, next_lapin, within};
 
 async fn declare(channel: &Channel, queue: &str, arguments: FieldTable) -> lapin::Result<()> {
     within(
@@ -81,7 +73,7 @@ async fn a_priority_queue_delivers_higher_priorities_first() {
     declare(
         &ch,
         "prio",
-        args(&[("x-max-priority", AMQPValue::ShortShortUInt(5))]),
+        lapin_table(&[("x-max-priority", AMQPValue::ShortShortUInt(5))]),
     )
     .await
     .unwrap();
@@ -112,7 +104,7 @@ async fn a_priority_queue_delivers_higher_priorities_first() {
     let error = declare(
         &ch,
         "too-high",
-        args(&[("x-max-priority", AMQPValue::LongInt(256))]),
+        lapin_table(&[("x-max-priority", AMQPValue::LongInt(256))]),
     )
     .await
     .expect_err("256 priorities");
@@ -134,7 +126,7 @@ async fn a_single_active_consumer_gets_everything_and_the_next_takes_over() {
     declare(
         &ch,
         "sac",
-        args(&[("x-single-active-consumer", AMQPValue::Boolean(true))]),
+        lapin_table(&[("x-single-active-consumer", AMQPValue::Boolean(true))]),
     )
     .await
     .unwrap();
@@ -197,7 +189,7 @@ async fn higher_priority_consumers_get_messages_while_they_have_room() {
             "work".into(),
             "high".into(),
             BasicConsumeOptions::default(),
-            args(&[("x-priority", AMQPValue::LongInt(10))]),
+            lapin_table(&[("x-priority", AMQPValue::LongInt(10))]),
         ),
     )
     .await
@@ -217,7 +209,7 @@ async fn higher_priority_consumers_get_messages_while_they_have_room() {
             "work".into(),
             "bad".into(),
             BasicConsumeOptions::default(),
-            args(&[("x-priority", AMQPValue::LongString("high".into()))]),
+            lapin_table(&[("x-priority", AMQPValue::LongString("high".into()))]),
         ),
     )
     .await

@@ -746,3 +746,35 @@ fn close_reason(close: ConnectionClose) -> CloseReason {
         close.method_id,
     )
 }
+
+/// A lapin field table from pairs, in the given order.
+pub fn lapin_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> lapin::types::FieldTable {
+    let mut table = lapin::types::FieldTable::default();
+    for (key, value) in pairs {
+        table.insert(lapin::types::ShortString::from(*key), value.clone());
+    }
+    table
+}
+
+/// A lapin long-string value.
+pub fn lapin_text(s: &str) -> lapin::types::AMQPValue {
+    lapin::types::AMQPValue::LongString(lapin::types::LongString::from(s))
+}
+
+/// Starts a lapin consumer on `queue` with a server-chosen tag.
+pub async fn lapin_consume(channel: &lapin::Channel, queue: &str, no_ack: bool) -> lapin::Consumer {
+    within(
+        "basic.consume",
+        channel.basic_consume(
+            queue.into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("consume '{queue}': {e}"))
+}
