@@ -11,6 +11,13 @@ use crate::short_str::ShortStr;
 use crate::table::FieldTable;
 use crate::wire::{Reader, Writer};
 
+/// How a property before `priority` is laid out, to skip it.
+enum Width {
+    ShortStr,
+    Table,
+    Octet,
+}
+
 /// The class id of `basic`, the only class with content in 0-9-1.
 pub const BASIC_CLASS_ID: u16 = 60;
 
@@ -104,6 +111,40 @@ impl BasicProperties {
         BasicProperties::decode_into(&mut r, &mut properties)?;
         r.finish()?;
         Ok(properties)
+    }
+
+    /// The `priority` property read straight from encoded properties (as
+    /// [`ContentHeader::raw_properties`] returns them), skipping the four properties
+    /// before it without decoding anything: for a priority queue sorting every message.
+    /// `None` when absent or when the bytes are too short.
+    pub fn raw_priority(raw: &[u8]) -> Option<u8> {
+        let flags = u16::from_be_bytes(*raw.first_chunk::<2>()?);
+        if flags & PRIORITY == 0 {
+            return None;
+        }
+        let mut at = 2;
+        for (bit, width) in [
+            (CONTENT_TYPE, Width::ShortStr),
+            (CONTENT_ENCODING, Width::ShortStr),
+            (HEADERS, Width::Table),
+            (DELIVERY_MODE, Width::Octet),
+        ] {
+            if flags & bit != 0 {
+                at += match width {
+                    Width::ShortStr => 1 + usize::from(*raw.get(at)?),
+                    Width::Table => {
+                        let len = raw
+                            .get(at..at + 4)?
+                            .try_into()
+                            .ok()
+                            .map(u32::from_be_bytes)?;
+                        4 + usize::try_from(len).ok()?
+                    }
+                    Width::Octet => 1,
+                };
+            }
+        }
+        raw.get(at).copied()
     }
 
     /// Decodes into `p` (all absent on entry), in place: see `ContentHeader::properties`.
@@ -293,6 +334,27 @@ impl ContentHeader {
 mod tests {
     use super::*;
     use crate::table::FieldValue;
+
+    #[test]
+    fn raw_priority_is_read_past_the_properties_before_it() {
+        let priority = |p: &BasicProperties| {
+            let mut raw = BytesMut::new();
+            p.encode(&mut raw);
+            BasicProperties::raw_priority(&raw)
+        };
+        assert_eq!(priority(&BasicProperties::default()), None);
+        assert_eq!(
+            priority(&BasicProperties {
+                priority: Some(7),
+                ..Default::default()
+            }),
+            Some(7)
+        );
+        // full() has content type, encoding, headers and delivery mode before it.
+        assert_eq!(priority(&full()), Some(5));
+        assert_eq!(BasicProperties::raw_priority(&[0x08]), None);
+        assert_eq!(BasicProperties::raw_priority(&[0x88, 0, 9]), None);
+    }
 
     #[test]
     fn raw_properties_decode_back() {

@@ -266,6 +266,13 @@ impl FieldTable {
         FieldTable(Vec::new())
     }
 
+    /// Sorts the entries by key, bytewise, keeping the order of repeated keys: the order
+    /// RabbitMQ keeps tables in, and a canonical form for comparing them.
+    pub fn sort_keys(&mut self) {
+        self.0
+            .sort_by(|a, b| a.0.as_bytes().as_ref().cmp(b.0.as_bytes().as_ref()));
+    }
+
     /// The value under `key`, if any (the first, should a peer send a key twice).
     pub fn get(&self, key: &str) -> Option<&FieldValue> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -416,6 +423,16 @@ mod tests {
         let keys: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["b", "a"]);
         assert_eq!(t.get("b"), Some(&FieldValue::I32(3)));
+        let mut unsorted: FieldTable = [("b", 1), ("a", 2), ("b", 3)]
+            .into_iter()
+            .map(|(k, v)| (ShortStr::from(k), FieldValue::I32(v)))
+            .collect();
+        unsorted.sort_keys();
+        let order: Vec<(&str, i32)> = unsorted
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_i64().unwrap_or(0) as i32))
+            .collect();
+        assert_eq!(order, [("a", 2), ("b", 1), ("b", 3)]);
         assert_eq!(t.remove("b"), Some(FieldValue::I32(3)));
         assert_eq!(t.len(), 1);
     }

@@ -18,6 +18,8 @@ pub struct Envelope<'a> {
     routing_key: &'a str,
     /// Keys from `CC` and `BCC`.
     extra_keys: Vec<&'a str>,
+    /// The message has a `BCC` header, which must not be delivered.
+    has_bcc: bool,
     headers: Option<&'a FieldTable>,
     /// Headers prepared for headers exchanges, on first need: most messages never
     /// meet one.
@@ -53,9 +55,15 @@ impl<'a> Envelope<'a> {
         Ok(Envelope {
             routing_key,
             extra_keys,
+            has_bcc: headers.is_some_and(|h| h.get("BCC").is_some()),
             headers,
             prepared: OnceCell::new(),
         })
+    }
+
+    /// Whether the message has a `BCC` header: it routes, but recipients must not see it.
+    pub fn has_bcc(&self) -> bool {
+        self.has_bcc
     }
 
     /// The routing key the message was published with.
@@ -90,6 +98,8 @@ mod tests {
         headers.insert("BCC", array(&["d"]));
         let envelope = Envelope::new("a", Some(&headers)).unwrap();
         assert_eq!(envelope.keys().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert!(envelope.has_bcc());
+        assert!(!Envelope::new("a", None).unwrap().has_bcc());
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl Topology {
         source.bind(Binding {
             destination,
             routing_key: routing_key.into(),
+            // Key order, so that order does not make bindings differ.
             arguments: sorted(arguments),
         })
     }
@@ -249,14 +250,9 @@ impl Queues {
     }
 }
 
-/// Binding arguments in key order, so that order does not make bindings differ.
-fn sorted(arguments: FieldTable) -> FieldTable {
-    let mut entries: Vec<_> = arguments
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    entries.into_iter().collect()
+fn sorted(mut arguments: FieldTable) -> FieldTable {
+    arguments.sort_keys();
+    arguments
 }
 
 fn check_equivalent(current: &ExchangeSpec, wanted: &ExchangeSpec) -> Result<(), RoutingError> {

@@ -28,6 +28,9 @@ pub(crate) struct Alarm {
     held: AtomicI64,
     memory_limit: u64,
     disk_low: AtomicBool,
+    /// The alarm's state for cheap reads (set under the watch's lock, with `on`).
+    set: AtomicBool,
+    /// Wakes connections when the state changes.
     on: watch::Sender<bool>,
 }
 
@@ -38,6 +41,7 @@ impl Alarm {
             held: AtomicI64::new(0),
             memory_limit,
             disk_low: AtomicBool::new(false),
+            set: AtomicBool::new(false),
             on: watch::Sender::new(false),
         }
     }
@@ -92,17 +96,33 @@ impl Alarm {
         self.on.subscribe()
     }
 
-    fn update(&self) {
+    /// Whether the alarm is on: one atomic load, for the connection loop.
+    pub(crate) fn is_on(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    fn should_be_on(&self) -> bool {
         let held = self.held.load(Ordering::Acquire);
-        let memory_high = u64::try_from(held).is_ok_and(|held| held > self.memory_limit);
-        let set = memory_high || self.disk_low.load(Ordering::Acquire);
+        u64::try_from(held).is_ok_and(|held| held > self.memory_limit)
+            || self.disk_low.load(Ordering::Acquire)
+    }
+
+    /// Flips the alarm if its inputs say so. Queues call this on every wake-up, so the
+    /// common case (no change) is two atomic loads; only a change takes the watch's
+    /// lock, and recomputes under it so that racing updates end in the right state.
+    fn update(&self) {
+        if self.should_be_on() == self.is_on() {
+            return;
+        }
         self.on.send_if_modified(|on| {
+            let set = self.should_be_on();
+            self.set.store(set, Ordering::Release);
             if *on == set {
                 return false;
             }
             *on = set;
             info!(
-                held,
+                held = self.held.load(Ordering::Acquire),
                 memory_limit = self.memory_limit,
                 "resource alarm {}",
                 if set {
@@ -163,11 +183,11 @@ mod tests {
         let alarm = Alarm::new(100);
         let on = alarm.subscribe();
         alarm.add(60);
-        assert!(!*on.borrow());
+        assert!(!*on.borrow() && !alarm.is_on());
         alarm.add(41);
-        assert!(*on.borrow());
+        assert!(*on.borrow() && alarm.is_on());
         alarm.add(-1);
-        assert!(!*on.borrow());
+        assert!(!*on.borrow() && !alarm.is_on());
     }
 
     #[test]

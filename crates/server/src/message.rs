@@ -37,38 +37,9 @@ impl Message {
         }
     }
 
-    /// The `priority` property, read from the encoded properties without decoding
-    /// them (0 when absent or unreadable).
+    /// The `priority` property (0 when absent), read without decoding the properties.
     pub(crate) fn priority(&self) -> u8 {
-        let props = self.properties();
-        let Some(&[high, _]) = props.first_chunk::<2>() else {
-            return 0;
-        };
-        // Flag bits 15..11: content-type, content-encoding, headers, delivery-mode,
-        // priority; the values follow in that order.
-        if high & 0x08 == 0 {
-            return 0;
-        }
-        let mut at = 2;
-        let short_str = |at: usize| props.get(at).map(|&len| at + 1 + usize::from(len));
-        let table = |at: usize| {
-            props
-                .get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(|b| at + 4 + u32::from_be_bytes(b) as usize)
-        };
-        for (bit, skip) in [(0x80, 0), (0x40, 0), (0x20, 1), (0x10, 2)] {
-            if high & bit != 0 {
-                let next = match skip {
-                    0 => short_str(at),
-                    1 => table(at),
-                    _ => Some(at + 1),
-                };
-                let Some(next) = next else { return 0 };
-                at = next;
-            }
-        }
-        props.get(at).copied().unwrap_or(0)
+        BasicProperties::raw_priority(self.properties()).unwrap_or(0)
     }
 
     /// A message from its parts; a body over [`INLINE_BODY`] bytes stays a shared slice.
@@ -209,76 +180,14 @@ mod tests {
     }
 
     #[test]
-    fn priority_is_read_past_the_properties_before_it() {
-        use warren_codec::{BasicProperties, FieldTable};
-        let mut headers = FieldTable::new();
-        headers.insert("k", "v");
-        for (properties, expected) in [
-            (BasicProperties::default(), 0),
-            (
-                BasicProperties {
-                    priority: Some(7),
-                    ..Default::default()
-                },
-                7,
-            ),
-            (
-                BasicProperties {
-                    content_type: Some("text/plain".into()),
-                    content_encoding: Some("gzip".into()),
-                    headers: Some(headers),
-                    delivery_mode: Some(2),
-                    priority: Some(9),
-                    correlation_id: Some("c".into()),
-                    ..Default::default()
-                },
-                9,
-            ),
-        ] {
-            let mut raw = bytes::BytesMut::new();
-            properties.encode(&mut raw);
-            let m = Message::new(&"".into(), &"q".into(), &raw, Bytes::new());
-            assert_eq!(m.priority(), expected, "{properties:?}");
-        }
-        assert_eq!(Message::empty().body(), b"");
-        assert_eq!(Message::empty().priority(), 0);
-    }
-
-    #[test]
-    fn decoded_properties_read_back() {
-        let properties = BasicProperties {
-            content_type: Some("text/plain".into()),
-            expiration: Some("100".into()),
-            ..Default::default()
-        };
-        let mut raw = BytesMut::new();
-        properties.encode(&mut raw);
-        let m = Message::new(&"ex".into(), &"rk".into(), &raw, Bytes::from_static(b"hi"));
-        assert_eq!(m.decoded_properties(), Ok(properties));
-        let empty = Message::new(&"".into(), &"".into(), &[], Bytes::new());
-        assert!(empty.decoded_properties().is_err());
-    }
-
-    #[test]
-    fn rewritten_keeps_the_body_and_shares_a_large_one() {
-        let small = Message::new(
-            &"ex".into(),
-            &"rk".into(),
-            &[0, 0],
-            Bytes::from_static(b"hi"),
+    fn the_empty_message_has_nothing() {
+        let empty = Message::empty();
+        assert_eq!(
+            (empty.exchange(), empty.routing_key()),
+            ("".into(), "".into())
         );
-        let moved = small.rewritten(&"dlx".into(), &"dlq".into(), &[0x90, 0]);
-        assert_eq!(moved.exchange(), "dlx");
-        assert_eq!(moved.routing_key(), "dlq");
-        assert_eq!(moved.properties(), &[0x90, 0]);
-        assert_eq!(moved.body(), b"hi");
-        assert_eq!(small.routing_key(), "rk");
-
-        let big = Bytes::from(vec![7u8; INLINE_BODY + 1]);
-        let large = Message::new(&"".into(), &"q".into(), &[0, 0], big.clone());
-        let moved = large.rewritten(&"dlx".into(), &"q".into(), &[0, 0]);
-        assert_eq!(moved.exchange(), "dlx");
-        assert_eq!(moved.body().as_ptr(), big.as_ptr());
+        assert_eq!((empty.properties(), empty.body()), (&[][..], &[][..]));
+        assert_eq!(empty.priority(), 0);
     }
 
     #[test]

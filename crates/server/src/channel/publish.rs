@@ -81,13 +81,11 @@ impl Connection {
             .route(&snapshot, exchange, &envelope)
             .map_err(failed)?;
         let reject = queues.is_empty() && self.note_unroutable(source, &p.publish);
+        let strip_bcc = envelope.has_bcc();
         drop(envelope);
         drop(snapshot);
         // BCC routes but is not delivered: the recipients must not see each other.
-        if let Some(headers) = &p.header.properties().headers
-            && headers.get("BCC").is_some()
-            && let Some(headers) = &mut p.header.properties_mut().headers
-        {
+        if strip_bcc && let Some(headers) = &mut p.header.properties_mut().headers {
             headers.remove("BCC");
         }
         let routed = Routed {

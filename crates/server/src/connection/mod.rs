@@ -174,7 +174,7 @@ pub(crate) struct Connection {
     pub(crate) confirms_dirty: bool,
     state: State,
     close_reason: String,
-    /// The broker's resource alarm (memory or disk).
+    /// Wakes the loop when the broker's resource alarm (memory or disk) changes.
     alarm: watch::Receiver<bool>,
     /// This connection has published: the alarm holds back its reading.
     pub(crate) publishes: bool,
@@ -222,7 +222,7 @@ impl Connection {
     /// connections that publish are, so consumers keep draining queues.
     fn held_back(&self) -> bool {
         // A closing connection reads on: it waits for close-ok.
-        self.publishes && self.is_open() && *self.alarm.borrow()
+        self.publishes && self.is_open() && self.broker.alarm.is_on()
     }
 
     /// Tells a client that supports it when its connection is blocked and unblocked

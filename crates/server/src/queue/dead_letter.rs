@@ -326,11 +326,9 @@ fn counted_up(mut entry: FieldTable) -> FieldTable {
 
 /// The table with its entries sorted by key, bytewise and stable for repeated keys
 /// (`lists:keysort`).
-fn sorted(table: FieldTable) -> FieldTable {
-    let mut entries: Vec<(ShortStr, FieldValue)> =
-        table.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    entries.into_iter().collect()
+fn sorted(mut table: FieldTable) -> FieldTable {
+    table.sort_keys();
+    table
 }
 
 /// The `x-death` array as the cycle rule reads it.
