@@ -35,8 +35,8 @@ pub struct TestBroker {
     addr: SocketAddr,
     shutdown: ShutdownHandle,
     run: Option<JoinHandle<std::io::Result<()>>>,
-    // Kept only to delete the directory when the broker goes.
-    _data_dir: tempfile::TempDir,
+    // Kept only to delete the directory when the broker goes (None: the test owns it).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestBroker {
@@ -53,10 +53,18 @@ impl TestBroker {
 
     /// Starts a broker with `config`, overriding its listen address (`127.0.0.1:0`) and
     /// data dir (a fresh temporary directory).
-    pub async fn start_with(mut config: Config) -> TestBroker {
+    pub async fn start_with(config: Config) -> TestBroker {
         let data_dir = tempfile::tempdir().expect("create a temporary data dir");
+        let mut broker = Self::start_in(config, data_dir.path()).await;
+        broker._data_dir = Some(data_dir);
+        broker
+    }
+
+    /// Starts a broker with `config` on `127.0.0.1:0` and the data dir `data_dir`,
+    /// which the test keeps: a restart on the same dir finds what was stored.
+    pub async fn start_in(mut config: Config, data_dir: &std::path::Path) -> TestBroker {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.data_dir = data_dir.path().to_owned();
+        config.data_dir = data_dir.to_owned();
         let server = Server::bind(config).await.expect("bind 127.0.0.1:0");
         let addr = server.local_addr();
         let shutdown = server.shutdown_handle();
@@ -65,7 +73,7 @@ impl TestBroker {
             addr,
             shutdown,
             run: Some(run),
-            _data_dir: data_dir,
+            _data_dir: None,
         }
     }
 

@@ -118,33 +118,13 @@ impl BasicProperties {
     /// before it without decoding anything: for a priority queue sorting every message.
     /// `None` when absent or when the bytes are too short.
     pub fn raw_priority(raw: &[u8]) -> Option<u8> {
-        let flags = u16::from_be_bytes(*raw.first_chunk::<2>()?);
-        if flags & PRIORITY == 0 {
-            return None;
-        }
-        let mut at = 2;
-        for (bit, width) in [
-            (CONTENT_TYPE, Width::ShortStr),
-            (CONTENT_ENCODING, Width::ShortStr),
-            (HEADERS, Width::Table),
-            (DELIVERY_MODE, Width::Octet),
-        ] {
-            if flags & bit != 0 {
-                at += match width {
-                    Width::ShortStr => 1 + usize::from(*raw.get(at)?),
-                    Width::Table => {
-                        let len = raw
-                            .get(at..at + 4)?
-                            .try_into()
-                            .ok()
-                            .map(u32::from_be_bytes)?;
-                        4 + usize::try_from(len).ok()?
-                    }
-                    Width::Octet => 1,
-                };
-            }
-        }
-        raw.get(at).copied()
+        raw_octet(raw, PRIORITY)
+    }
+
+    /// The `delivery-mode` property (2 = persistent) read from encoded properties the
+    /// same way as [`BasicProperties::raw_priority`]: for the store deciding what to keep.
+    pub fn raw_delivery_mode(raw: &[u8]) -> Option<u8> {
+        raw_octet(raw, DELIVERY_MODE)
     }
 
     /// Decodes into `p` (all absent on entry), in place: see `ContentHeader::properties`.
@@ -330,6 +310,41 @@ impl ContentHeader {
     }
 }
 
+/// The octet property `target` (delivery mode or priority) of encoded properties,
+/// skipping the properties before it without decoding them.
+fn raw_octet(raw: &[u8], target: u16) -> Option<u8> {
+    let flags = u16::from_be_bytes(*raw.first_chunk::<2>()?);
+    if flags & target == 0 {
+        return None;
+    }
+    let mut at = 2;
+    for (bit, width) in [
+        (CONTENT_TYPE, Width::ShortStr),
+        (CONTENT_ENCODING, Width::ShortStr),
+        (HEADERS, Width::Table),
+        (DELIVERY_MODE, Width::Octet),
+    ] {
+        if bit == target {
+            break;
+        }
+        if flags & bit != 0 {
+            at += match width {
+                Width::ShortStr => 1 + usize::from(*raw.get(at)?),
+                Width::Table => {
+                    let len = raw
+                        .get(at..at + 4)?
+                        .try_into()
+                        .ok()
+                        .map(u32::from_be_bytes)?;
+                    4 + usize::try_from(len).ok()?
+                }
+                Width::Octet => 1,
+            };
+        }
+    }
+    raw.get(at).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +369,19 @@ mod tests {
         assert_eq!(priority(&full()), Some(5));
         assert_eq!(BasicProperties::raw_priority(&[0x08]), None);
         assert_eq!(BasicProperties::raw_priority(&[0x88, 0, 9]), None);
+    }
+
+    #[test]
+    fn raw_delivery_mode_is_read_past_the_headers() {
+        let mut raw = BytesMut::new();
+        full().encode(&mut raw);
+        assert_eq!(
+            BasicProperties::raw_delivery_mode(&raw),
+            full().delivery_mode
+        );
+        let mut raw = BytesMut::new();
+        BasicProperties::default().encode(&mut raw);
+        assert_eq!(BasicProperties::raw_delivery_mode(&raw), None);
     }
 
     #[test]

@@ -7,9 +7,13 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
 
+use warren_store::{Options, Store, StoreError};
+
 use crate::alarm::Alarm;
 use crate::auth::Users;
 use crate::config::Config;
+use crate::durable::{self, Durable};
+use crate::queue::Command;
 use crate::vhost::Vhost;
 
 /// What every connection task reads. Immutable after start apart from counters.
@@ -20,24 +24,50 @@ pub(crate) struct Broker {
     pub(crate) shutdown: CancellationToken,
     /// What queues hold, and the alarm publishers follow.
     pub(crate) alarm: Arc<Alarm>,
+    /// The message store and durable definitions.
+    pub(crate) durable: Arc<Durable>,
     connections: AtomicU32,
 }
 
 impl Broker {
-    pub(crate) fn new(config: Config) -> Self {
+    /// Opens the store in the data directory and brings back what it holds. Must run
+    /// inside the runtime: recovered queues start their tasks.
+    pub(crate) fn open(config: Config) -> Result<Self, StoreError> {
         let alarm = Arc::new(Alarm::for_watermark(config.limits.memory_high_watermark));
-        Broker {
+        let (store, recovered) = Store::open(Options::new(config.data_dir.join("store")))?;
+        let durable = Arc::new(Durable::new(store, &recovered));
+        let vhosts: HashMap<String, Arc<Vhost>> = config
+            .vhosts
+            .iter()
+            .map(|v| {
+                let vhost = Vhost::new(&v.name, alarm.clone(), durable.clone());
+                (v.name.clone(), vhost)
+            })
+            .collect();
+        durable::recover(&durable, &vhosts, recovered);
+        Ok(Broker {
             users: Users::new(&config),
-            vhosts: config
-                .vhosts
-                .iter()
-                .map(|v| (v.name.clone(), Vhost::new(&v.name, alarm.clone())))
-                .collect(),
+            vhosts,
             alarm,
+            durable,
             config,
             shutdown: CancellationToken::new(),
             connections: AtomicU32::new(0),
+        })
+    }
+
+    /// After the last connection closed: lets every queue record what the closing
+    /// connections gave back, then closes the store with its clean-shutdown mark.
+    pub(crate) async fn close_store(&self) {
+        for vhost in self.vhosts.values() {
+            let queues: Vec<_> = vhost.snapshot().queues.values().cloned().collect();
+            for queue in queues {
+                queue.ask(|reply| Command::Flush { reply }).await;
+                queue.send(Command::Shutdown).await;
+            }
         }
+        let durable = self.durable.clone();
+        let _ = tokio::task::spawn_blocking(move || durable.store.close()).await;
     }
 
     /// Counts a new connection, or refuses it when `max_connections` is reached.

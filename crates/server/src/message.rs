@@ -42,6 +42,48 @@ impl Message {
         BasicProperties::raw_priority(self.properties()).unwrap_or(0)
     }
 
+    /// Whether the publisher asked for it to survive a restart (`delivery-mode` 2).
+    pub(crate) fn is_persistent(&self) -> bool {
+        BasicProperties::raw_delivery_mode(self.properties()) == Some(2)
+    }
+
+    /// Whether the message has its own TTL (an `expiration` property), read from the
+    /// property flags without decoding.
+    pub(crate) fn has_expiration(&self) -> bool {
+        // The expiration flag in the basic class's property flags (AMQP 0-9-1 §4.2.6).
+        const EXPIRATION: u16 = 1 << 8;
+        self.properties()
+            .first_chunk::<2>()
+            .is_some_and(|f| u16::from_be_bytes(*f) & EXPIRATION != 0)
+    }
+
+    /// The bytes the store keeps: the head, then a large body.
+    pub(crate) fn stored_parts(&self) -> [&[u8]; 2] {
+        [
+            &self.head,
+            self.large_body.as_deref().map_or(&[], |b| &b[..]),
+        ]
+    }
+
+    /// The message back from what [`Message::stored_parts`] wrote. A body small enough
+    /// to be inline shares the payload's buffer as the head; a larger one is a slice.
+    pub(crate) fn from_stored(payload: Bytes) -> Message {
+        let message = Message {
+            head: payload,
+            large_body: None,
+        };
+        let body_at = message.properties_range().1.min(message.head.len());
+        if message.head.len() - body_at <= INLINE_BODY {
+            return message;
+        }
+        let head = message.head.slice(..body_at);
+        let body = message.head.slice(body_at..);
+        Message {
+            head,
+            large_body: Some(Box::new(body)),
+        }
+    }
+
     /// A message from its parts; a body over [`INLINE_BODY`] bytes stays a shared slice.
     pub(crate) fn new(
         exchange: &ShortStr,
@@ -177,6 +219,23 @@ mod tests {
         assert_eq!(large.properties(), &[0, 0]);
         assert_eq!(large.body(), &big[..]);
         assert_eq!(large.head.len(), 1 + 1 + 1 + 4 + 2);
+    }
+
+    #[test]
+    fn stored_messages_read_back() {
+        for size in [0, 16, INLINE_BODY, INLINE_BODY + 1] {
+            let body = Bytes::from(vec![3u8; size]);
+            let m = Message::new(&"ex".into(), &"rk".into(), &[0x10, 0, 2], body);
+            assert!(m.is_persistent());
+            let stored: Vec<u8> = m.stored_parts().concat();
+            let back = Message::from_stored(Bytes::from(stored));
+            assert_eq!(
+                (back.exchange(), back.routing_key()),
+                ("ex".into(), "rk".into())
+            );
+            assert_eq!((back.properties(), back.body()), (m.properties(), m.body()));
+            assert_eq!(back.large_body.is_some(), size > INLINE_BODY);
+        }
     }
 
     #[test]

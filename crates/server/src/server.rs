@@ -33,11 +33,13 @@ impl ShutdownHandle {
 
 impl Server {
     /// Binds the listener on `config.listen` (port 0 picks a free port).
+    /// Opens the message store in `config.data_dir` first and recovers what it holds.
     pub async fn bind(config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
+        let broker = Broker::open(config).map_err(io::Error::other)?;
         Ok(Server {
             listener,
-            broker: Arc::new(Broker::new(config)),
+            broker: Arc::new(broker),
         })
     }
 
@@ -81,6 +83,7 @@ impl Server {
         drop(self.listener);
         tracker.close();
         tracker.wait().await;
+        self.broker.close_store().await;
         info!("all connections closed; broker stopped");
         Ok(())
     }

@@ -11,13 +11,16 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
+use tracing::warn;
 use warren_codec::{FieldTable, ShortStr};
 use warren_routing::{Destination, Envelope, ExchangeKind, ExchangeSpec, RoutingError, Topology};
 
 use crate::alarm::Alarm;
 use crate::connection::events::ConnectionId;
+use crate::durable::Durable;
+use crate::durable::definitions::{StoredBinding, StoredQueue};
 use crate::error::ChannelError;
-use crate::queue::{self, Command, QueueHandle, QueueInfo};
+use crate::queue::{self, Command, QueueHandle, QueueInfo, Restored};
 use crate::unroutable::Unroutable;
 
 /// What publishers route against: immutable once published.
@@ -45,6 +48,7 @@ pub(crate) struct Vhost {
     snapshot: ArcSwap<Snapshot>,
     pub(crate) unroutable: Unroutable,
     memory: Arc<Alarm>,
+    pub(crate) durable: Arc<Durable>,
 }
 
 /// The exchanges every vhost has from the start.
@@ -57,7 +61,7 @@ const PREDECLARED: [(&str, ExchangeKind); 5] = [
 ];
 
 impl Vhost {
-    pub(crate) fn new(name: &str, memory: Arc<Alarm>) -> Arc<Vhost> {
+    pub(crate) fn new(name: &str, memory: Arc<Alarm>, durable: Arc<Durable>) -> Arc<Vhost> {
         let mut topology = Topology::new();
         for (exchange, kind) in PREDECLARED {
             let mut spec = ExchangeSpec::new(exchange, kind);
@@ -75,6 +79,7 @@ impl Vhost {
             }),
             unroutable: Unroutable::default(),
             memory,
+            durable,
         })
     }
 
@@ -90,13 +95,30 @@ impl Vhost {
     /// Runs `change` on a copy of the current snapshot and publishes the result.
     /// A refused change publishes nothing.
     fn update<T, E>(&self, change: impl FnOnce(&mut Snapshot) -> Result<T, E>) -> Result<T, E> {
+        self.update_then(change, |_, _| {})
+    }
+
+    /// As [`Vhost::update`], then `stored(before, after)` while still the only writer:
+    /// the store sees changes in the order they were made.
+    fn update_then<T, E>(
+        &self,
+        change: impl FnOnce(&mut Snapshot) -> Result<T, E>,
+        stored: impl FnOnce(&Snapshot, &Snapshot),
+    ) -> Result<T, E> {
         // Poisoning only means a writer panicked mid-change; the snapshot it was
         // building was never published, so the lock's data (nothing) is still fine.
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = Snapshot::clone(&self.snapshot.load());
+        let before = self.snapshot.load_full();
+        let mut next = Snapshot::clone(&before);
         let result = change(&mut next)?;
+        stored(&before, &next);
         self.snapshot.store(Arc::new(next));
         Ok(result)
+    }
+
+    /// Removes from the store what a change removed.
+    fn sync_removed(&self) -> impl FnOnce(&Snapshot, &Snapshot) + '_ {
+        |before, after| self.durable.sync_removed(&self.name, before, after)
     }
 
     pub(crate) fn routing_error(&self, e: RoutingError) -> ChannelError {
@@ -136,13 +158,92 @@ impl Vhost {
     }
 
     pub(crate) fn declare_exchange(&self, spec: ExchangeSpec) -> Result<(), ChannelError> {
-        self.update(|s| s.topology.declare(spec).map(|_| ()))
-            .map_err(|e| self.routing_error(e))
+        self.update(|s| {
+            if s.topology.declare(spec.clone())? {
+                self.durable.put_exchange(&self.name, &spec);
+            }
+            Ok(())
+        })
+        .map_err(|e| self.routing_error(e))
     }
 
     pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), ChannelError> {
-        self.update(|s| s.topology.delete(name, if_unused))
+        self.update_then(|s| s.topology.delete(name, if_unused), self.sync_removed())
             .map_err(|e| self.routing_error(e))
+    }
+
+    /// Declares an exchange read back from the store.
+    pub(crate) fn restore_exchange(&self, spec: ExchangeSpec) {
+        let name = spec.name.clone();
+        if let Err(e) = self.update(|s| s.topology.declare(spec)) {
+            warn!(vhost = &*self.name, exchange = &*name, error = %e, "stored exchange not restored");
+        }
+    }
+
+    /// Starts a durable queue read back from the store, with its messages.
+    pub(crate) fn restore_queue(
+        &self,
+        stored: StoredQueue,
+        messages: Vec<warren_store::StoredMessage>,
+        clean: bool,
+    ) {
+        let settings = match crate::queue::Settings::parse(&stored.arguments) {
+            Ok(settings) => settings,
+            Err(invalid) => {
+                warn!(
+                    vhost = &*self.name,
+                    queue = &*stored.name,
+                    error = invalid.text(&stored.name, &self.name),
+                    "stored queue not restored"
+                );
+                return;
+            }
+        };
+        let Ok(name) = ShortStr::new(stored.name.clone()) else {
+            return;
+        };
+        let info = QueueInfo {
+            name: name.clone(),
+            vhost: self.name.clone(),
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: stored.auto_delete,
+            arguments: stored.arguments,
+            settings,
+            store_id: Some(stored.id),
+        };
+        let restored = Restored { messages, clean };
+        let handle = queue::spawn(
+            info,
+            self.this.clone(),
+            self.memory.clone(),
+            self.durable.clone(),
+            restored,
+        );
+        let _: Result<(), Infallible> = self.update(|s| {
+            s.queues.insert(name.as_str().into(), handle);
+            Ok(())
+        });
+    }
+
+    /// Binds as a stored binding says; one whose ends are gone is forgotten.
+    pub(crate) fn restore_binding(&self, b: StoredBinding) {
+        let restored = self.update(|s| {
+            if let Destination::Queue(q) = &b.destination
+                && !s.queues.contains_key(q)
+            {
+                return Err(RoutingError::ExchangeNotFound(q.to_string()));
+            }
+            s.topology.bind(
+                &b.source,
+                b.destination.clone(),
+                &b.routing_key,
+                b.arguments.clone(),
+            )
+        });
+        if restored.is_err() {
+            self.durable.forget_binding(&self.name, &b);
+        }
     }
 
     /// Declares a queue, or finds the existing one and checks it matches. Returns the
@@ -166,8 +267,18 @@ impl Vhost {
                 auto_delete: declare.auto_delete,
                 arguments: declare.arguments,
                 settings: declare.settings,
+                // Exclusive queues go with their connection: never stored.
+                store_id: (declare.durable && !declare.exclusive)
+                    .then(|| self.durable.allocate_queue()),
             };
-            let handle = queue::spawn(info, self.this.clone(), self.memory.clone());
+            let handle = queue::spawn(
+                info,
+                self.this.clone(),
+                self.memory.clone(),
+                self.durable.clone(),
+                Restored::default(),
+            );
+            self.durable.put_queue(&self.name, &handle);
             s.queues
                 .insert(declare.name.as_str().into(), handle.clone());
             Ok((handle, true))
@@ -241,15 +352,24 @@ impl Vhost {
     /// Removes a queue and its bindings (called by the queue itself as it stops).
     pub(crate) fn remove_queue(&self, queue: &QueueHandle) {
         let name: &str = &queue.info.name;
-        let removed: Result<(), Infallible> = self.update(|s| {
-            if s.queues.get(name).is_some_and(|q| q.same(queue)) {
-                s.queues.remove(name);
-                s.topology
-                    .remove_bindings_to(&Destination::Queue(name.into()));
-            }
-            Ok(())
-        });
-        let Ok(()) = removed;
+        let removed: Result<bool, Infallible> = self.update_then(
+            |s| {
+                let ours = s.queues.get(name).is_some_and(|q| q.same(queue));
+                if ours {
+                    s.queues.remove(name);
+                    s.topology
+                        .remove_bindings_to(&Destination::Queue(name.into()));
+                }
+                Ok(ours)
+            },
+            |before, after| {
+                self.durable.sync_removed(&self.name, before, after);
+                if before.queues.get(name).is_some_and(|q| q.same(queue)) {
+                    self.durable.delete_queue(&self.name, queue);
+                }
+            },
+        );
+        let Ok(_) = removed;
     }
 
     /// Deletes the exclusive queues of a connection that closed.
@@ -278,10 +398,27 @@ impl Vhost {
             if !s.queues.contains_key(queue) {
                 return Err(self.no_queue(queue));
             }
-            s.topology
-                .bind_queue(exchange, queue, routing_key, arguments)
-                .map(|_| ())
-                .map_err(|e| self.routing_error(e))
+            let destination = Destination::Queue(queue.into());
+            let new = s
+                .topology
+                .bind(
+                    exchange,
+                    destination.clone(),
+                    routing_key,
+                    arguments.clone(),
+                )
+                .map_err(|e| self.routing_error(e))?;
+            if new {
+                self.durable.put_binding(
+                    &self.name,
+                    s,
+                    exchange,
+                    &destination,
+                    routing_key,
+                    &arguments,
+                );
+            }
+            Ok(())
         })
     }
 
@@ -294,14 +431,15 @@ impl Vhost {
         arguments: FieldTable,
     ) -> Result<(), ChannelError> {
         self.update(|s| {
-            s.topology.bind(
-                source,
-                Destination::Exchange(destination.into()),
-                routing_key,
-                arguments,
-            )
+            let to = Destination::Exchange(destination.into());
+            if s.topology
+                .bind(source, to.clone(), routing_key, arguments.clone())?
+            {
+                self.durable
+                    .put_binding(&self.name, s, source, &to, routing_key, &arguments);
+            }
+            Ok(())
         })
-        .map(|_| ())
         .map_err(|e| self.routing_error(e))
     }
 
@@ -313,17 +451,20 @@ impl Vhost {
         routing_key: &str,
         arguments: &FieldTable,
     ) -> Result<(), ChannelError> {
-        self.update(|s| {
-            if s.topology.exchange(destination).is_none() {
-                return Err(RoutingError::ExchangeNotFound(destination.to_owned()));
-            }
-            s.topology.unbind(
-                source,
-                &Destination::Exchange(destination.into()),
-                routing_key,
-                arguments,
-            )
-        })
+        self.update_then(
+            |s| {
+                if s.topology.exchange(destination).is_none() {
+                    return Err(RoutingError::ExchangeNotFound(destination.to_owned()));
+                }
+                s.topology.unbind(
+                    source,
+                    &Destination::Exchange(destination.into()),
+                    routing_key,
+                    arguments,
+                )
+            },
+            self.sync_removed(),
+        )
         .map(|_| ())
         .map_err(|e| self.routing_error(e))
     }
@@ -335,20 +476,23 @@ impl Vhost {
         routing_key: &str,
         arguments: &FieldTable,
     ) -> Result<(), ChannelError> {
-        self.update(|s| {
-            if !s.queues.contains_key(queue) {
-                return Err(self.no_queue(queue));
-            }
-            s.topology
-                .unbind(
-                    exchange,
-                    &Destination::Queue(queue.into()),
-                    routing_key,
-                    arguments,
-                )
-                .map(|_| ())
-                .map_err(|e| self.routing_error(e))
-        })
+        self.update_then(
+            |s| {
+                if !s.queues.contains_key(queue) {
+                    return Err(self.no_queue(queue));
+                }
+                s.topology
+                    .unbind(
+                        exchange,
+                        &Destination::Queue(queue.into()),
+                        routing_key,
+                        arguments,
+                    )
+                    .map(|_| ())
+                    .map_err(|e| self.routing_error(e))
+            },
+            self.sync_removed(),
+        )
     }
 
     /// The queues a message goes to. 404 for an unknown exchange; an empty list when

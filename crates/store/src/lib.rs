@@ -93,8 +93,8 @@ pub struct Store {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
-    /// Held for the store's life: one broker per directory.
-    _lock: Flock<File>,
+    /// Held until the store closes: one broker per directory.
+    lock: Mutex<Option<Flock<File>>>,
 }
 
 impl Store {
@@ -142,7 +142,7 @@ impl Store {
                 shared,
                 writer: Mutex::new(Some(thread)),
                 dir,
-                _lock: lock,
+                lock: Mutex::new(Some(lock)),
             },
             recovered,
         ))
@@ -241,6 +241,8 @@ impl Store {
             self.shared.nudge(&mut p);
         }
         let _ = thread.join();
+        // The directory is free for the next broker.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// The store's directory.

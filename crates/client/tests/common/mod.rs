@@ -23,6 +23,8 @@ pub struct Broker {
     addr: SocketAddr,
     shutdown: ShutdownHandle,
     run: Option<JoinHandle<std::io::Result<()>>>,
+    /// The broker's data directory, deleted when the broker goes.
+    _data_dir: tempfile::TempDir,
 }
 
 impl Broker {
@@ -30,8 +32,8 @@ impl Broker {
     pub async fn start() -> Broker {
         let mut config = Config::embedded_default();
         config.listen = "127.0.0.1:0".parse().unwrap();
-        // Nothing is written there yet; keep it out of the source tree all the same.
-        config.data_dir = std::env::temp_dir().join("warren-client-tests");
+        let data_dir = tempfile::tempdir().expect("a temporary data dir");
+        config.data_dir = data_dir.path().to_owned();
         let server = Server::bind(config).await.expect("bind 127.0.0.1:0");
         let addr = server.local_addr();
         let shutdown = server.shutdown_handle();
@@ -40,6 +42,7 @@ impl Broker {
             addr,
             shutdown,
             run: Some(run),
+            _data_dir: data_dir,
         }
     }
 

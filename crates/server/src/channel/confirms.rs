@@ -3,14 +3,26 @@
 
 use std::collections::BTreeMap;
 
-/// Tracks confirm-mode publishes until every queue they were routed to took them.
+use warren_store::Progress;
+
+/// Tracks confirm-mode publishes until every queue they were routed to took them and,
+/// for a stored message, the store synced it.
 #[derive(Debug, Default)]
 pub(crate) struct Confirms {
     last_seq: u64,
-    /// seq → queues still to confirm.
-    pending: BTreeMap<u64, u32>,
+    pending: BTreeMap<u64, Waiting>,
+    /// How many pending publishes wait for the store.
+    awaiting_store: usize,
     acked: Vec<u64>,
     nacked: Vec<u64>,
+}
+
+/// What a pending publish still waits for.
+#[derive(Debug)]
+struct Waiting {
+    queues: u32,
+    /// The store position that must be durable.
+    store: Option<u64>,
 }
 
 /// One basic.ack or basic.nack to send.
@@ -23,14 +35,16 @@ pub(crate) struct Reply {
 
 impl Confirms {
     /// Numbers the next publish, which must be confirmed by `queues` queues (0:
-    /// confirmed at once, as for an unroutable message).
-    pub(crate) fn publish(&mut self, queues: u32) -> u64 {
+    /// confirmed at once, as for an unroutable message) and, when it was stored, by
+    /// the store syncing position `store`.
+    pub(crate) fn publish(&mut self, queues: u32, store: Option<u64>) -> u64 {
         self.last_seq += 1;
         let seq = self.last_seq;
-        if queues == 0 {
+        if queues == 0 && store.is_none() {
             self.acked.push(seq);
         } else {
-            self.pending.insert(seq, queues);
+            self.awaiting_store += usize::from(store.is_some());
+            self.pending.insert(seq, Waiting { queues, store });
         }
         seq
     }
@@ -45,18 +59,59 @@ impl Confirms {
 
     /// A queue took (or refused) publish `seq`. A refusal nacks it at once.
     pub(crate) fn on_queue_result(&mut self, seq: u64, ack: bool) {
-        let Some(left) = self.pending.get_mut(&seq) else {
+        let Some(waiting) = self.pending.get_mut(&seq) else {
             return;
         };
-        if !ack {
-            self.pending.remove(&seq);
-            self.nacked.push(seq);
+        if ack {
+            waiting.queues = waiting.queues.saturating_sub(1);
+            if waiting.queues > 0 || waiting.store.is_some() {
+                return;
+            }
+        }
+        self.settle(seq, ack);
+    }
+
+    /// Whether some publish waits for the store.
+    pub(crate) fn awaits_store(&self) -> bool {
+        self.awaiting_store > 0
+    }
+
+    /// The store made progress: publishes it synced are confirmed once their queues
+    /// took them; those it failed to write are nacked.
+    pub(crate) fn on_store(&mut self, progress: &Progress) {
+        if self.awaiting_store == 0 {
             return;
         }
-        *left -= 1;
-        if *left == 0 {
-            self.pending.remove(&seq);
-            self.acked.push(seq);
+        let mut done = Vec::new();
+        for (seq, waiting) in &mut self.pending {
+            let Some(position) = waiting.store else {
+                continue;
+            };
+            match progress.outcome(position) {
+                None => {}
+                Some(false) => done.push((*seq, false)),
+                Some(true) => {
+                    waiting.store = None;
+                    self.awaiting_store -= 1;
+                    if waiting.queues == 0 {
+                        done.push((*seq, true));
+                    }
+                }
+            }
+        }
+        for (seq, ack) in done {
+            self.settle(seq, ack);
+        }
+    }
+
+    fn settle(&mut self, seq: u64, ack: bool) {
+        if let Some(waiting) = self.pending.remove(&seq) {
+            self.awaiting_store -= usize::from(waiting.store.is_some());
+            if ack {
+                self.acked.push(seq);
+            } else {
+                self.nacked.push(seq);
+            }
         }
     }
 
@@ -124,7 +179,7 @@ mod tests {
     fn contiguous_run_is_one_multiple_ack() {
         let mut c = Confirms::default();
         for _ in 0..5 {
-            c.publish(1);
+            c.publish(1, None);
         }
         for seq in 1..=5 {
             c.on_queue_result(seq, true);
@@ -137,7 +192,7 @@ mod tests {
     fn confirms_past_a_pending_publish_go_one_by_one() {
         let mut c = Confirms::default();
         for _ in 0..4 {
-            c.publish(1);
+            c.publish(1, None);
         }
         c.on_queue_result(1, true);
         c.on_queue_result(3, true);
@@ -150,8 +205,8 @@ mod tests {
     #[test]
     fn fan_out_waits_for_every_queue_and_unroutable_confirms_at_once() {
         let mut c = Confirms::default();
-        assert_eq!(c.publish(2), 1);
-        assert_eq!(c.publish(0), 2);
+        assert_eq!(c.publish(2, None), 1);
+        assert_eq!(c.publish(0, None), 2);
         assert_eq!(c.drain(), [ack(2, false)]);
         c.on_queue_result(1, true);
         assert_eq!(c.drain(), []);
@@ -160,9 +215,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_publish_waits_for_its_queues_and_the_store() {
+        let (tx, rx) = tokio::sync::watch::channel(Progress::default());
+        let mut c = Confirms::default();
+        assert_eq!(c.publish(1, Some(100)), 1);
+        assert_eq!(c.publish(1, Some(200)), 2);
+        c.on_queue_result(1, true);
+        assert_eq!(c.drain(), []);
+        tx.send_modify(|p| p.synced = 150);
+        c.on_store(&rx.borrow());
+        assert_eq!(c.drain(), [ack(1, false)]);
+        tx.send_modify(|p| p.synced = 250);
+        c.on_store(&rx.borrow());
+        assert!(!c.awaits_store());
+        assert_eq!(c.drain(), []);
+        c.on_queue_result(2, true);
+        assert_eq!(c.drain(), [ack(2, false)]);
+    }
+
+    #[test]
     fn refusal_nacks() {
         let mut c = Confirms::default();
-        c.publish(2);
+        c.publish(2, None);
         c.on_queue_result(1, false);
         c.on_queue_result(1, true);
         assert_eq!(
@@ -178,9 +252,9 @@ mod tests {
     #[test]
     fn a_refused_publish_is_nacked_in_sequence() {
         let mut c = Confirms::default();
-        assert_eq!(c.publish(0), 1);
+        assert_eq!(c.publish(0, None), 1);
         assert_eq!(c.publish_refused(), 2);
-        assert_eq!(c.publish(0), 3);
+        assert_eq!(c.publish(0, None), 3);
         assert_eq!(
             c.drain(),
             [

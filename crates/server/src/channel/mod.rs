@@ -12,6 +12,7 @@ mod consume;
 mod dispatch;
 pub(crate) mod gate;
 mod publish;
+pub(crate) use publish::parse_expiration;
 mod topology;
 mod tx;
 pub(crate) mod unacked;

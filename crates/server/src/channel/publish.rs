@@ -146,6 +146,11 @@ impl Connection {
             self.out
                 .content_raw(ch, &method, message.properties(), message.body());
         }
+        let stored = if reject {
+            0
+        } else {
+            self.vhost.durable.persist(&message, &queues)
+        };
         let channel = self.channel(ch)?;
         if reject {
             match channel.confirms.as_mut() {
@@ -168,8 +173,13 @@ impl Connection {
             }
             return Ok(());
         }
+        // A stored message is confirmed once the store has synced it, too.
+        let sync = (stored != 0).then_some(stored);
         let queue_count = u32::try_from(queues.len()).unwrap_or(u32::MAX);
-        let seq = channel.confirms.as_mut().map(|c| c.publish(queue_count));
+        let seq = channel
+            .confirms
+            .as_mut()
+            .map(|c| c.publish(queue_count, sync));
         if seq.is_some() {
             self.confirms_dirty = true;
         }
@@ -182,6 +192,11 @@ impl Connection {
             let sent = queue
                 .send(Command::Publish {
                     message: message.clone(),
+                    stored: if queue.info.store_id.is_some() {
+                        stored
+                    } else {
+                        0
+                    },
                     confirm,
                     expiration,
                 })
@@ -201,7 +216,7 @@ impl Connection {
 
 /// The `expiration` property: a non-negative integer of milliseconds, as RabbitMQ reads
 /// it; the error is RabbitMQ's reason term.
-fn parse_expiration(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_expiration(text: &str) -> Result<u64, String> {
     let n: i64 = text.parse().map_err(|_| "no_integer".to_owned())?;
     u64::try_from(n).map_err(|_| format!("{{value_negative,{n}}}"))
 }

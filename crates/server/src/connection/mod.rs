@@ -30,6 +30,7 @@ use warren_codec::{
 };
 
 use tokio::sync::{mpsc, watch};
+use warren_store::Progress;
 
 use crate::auth::{AuthenticatedUser, Permissions};
 use crate::broker::Broker;
@@ -180,6 +181,8 @@ pub(crate) struct Connection {
     pub(crate) publishes: bool,
     /// `connection.blocked` was sent and not yet followed by `unblocked`.
     blocked_sent: bool,
+    /// How far the message store is durable: confirms of stored messages wait on it.
+    store: watch::Receiver<Progress>,
 }
 
 impl Connection {
@@ -194,6 +197,7 @@ impl Connection {
     ) -> Self {
         let (handle, events) = ConnectionHandle::new();
         let alarm = broker.alarm.subscribe();
+        let store = vhost.durable.store.progress();
         Connection {
             broker,
             peer,
@@ -215,6 +219,7 @@ impl Connection {
             alarm,
             publishes: false,
             blocked_sent: false,
+            store,
         }
     }
 
@@ -286,6 +291,7 @@ impl Connection {
             }
             let writable = !self.out.is_full();
             let reading = writable && !held_back;
+            let awaits_store = self.awaits_store();
             let closing_timer = async {
                 match close_deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -339,6 +345,7 @@ impl Connection {
                 _ = closing_timer => return Some("no close-ok in time".into()),
                 // The alarm changed: the loop re-checks whether to read.
                 Ok(()) = self.alarm.changed() => {}
+                Ok(()) = self.store.changed(), if awaits_store => self.on_store_progress(),
             }
             if self.confirms_dirty && self.state == State::Open {
                 self.flush_confirms();
@@ -348,6 +355,24 @@ impl Connection {
             }
         }
         None
+    }
+
+    /// Whether a confirm waits for the store to sync.
+    fn awaits_store(&self) -> bool {
+        self.channels
+            .values()
+            .any(|c| c.confirms.as_ref().is_some_and(|c| c.awaits_store()))
+    }
+
+    /// The store synced more: confirm what it covers.
+    fn on_store_progress(&mut self) {
+        let progress = self.store.borrow_and_update().clone();
+        for channel in self.channels.values_mut() {
+            if let Some(confirms) = channel.confirms.as_mut() {
+                confirms.on_store(&progress);
+            }
+        }
+        self.confirms_dirty = true;
     }
 
     /// The frame stream ended: the peer closed, or a decode error ended it (whose close

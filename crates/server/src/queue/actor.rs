@@ -27,6 +27,7 @@ use warren_routing::Envelope;
 use crate::alarm::Alarm;
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event};
+use crate::durable::{self, Durable};
 use crate::error::ChannelError;
 use crate::message::Message;
 use crate::queue::consumers::{Consumer, Consumers};
@@ -34,7 +35,7 @@ use crate::queue::dead_letter::{self, Reason, Target};
 use crate::queue::expiry::Expiry;
 use crate::queue::ready::{Entry, Ready};
 use crate::queue::settings::Overflow;
-use crate::queue::{Command, ConfirmTo, ConsumerSpec, Got, QueueHandle, Settle};
+use crate::queue::{Command, ConfirmTo, ConsumerSpec, Got, QueueHandle, Restored, Settle};
 use crate::vhost::Vhost;
 
 /// Commands handled per wake-up before delivering.
@@ -87,10 +88,20 @@ pub(crate) struct Queue {
     unacked_held: u64,
     /// What was last reported to `memory`.
     reported: u64,
+    durable: Arc<Durable>,
+    /// Stored messages that left the queue, and ones given back, since the store last
+    /// heard: recorded once per wake-up.
+    store_removes: Vec<u64>,
+    store_returns: Vec<u64>,
 }
 
 impl Queue {
-    pub(crate) fn new(handle: QueueHandle, vhost: Weak<Vhost>, memory: Arc<Alarm>) -> Self {
+    pub(crate) fn new(
+        handle: QueueHandle,
+        vhost: Weak<Vhost>,
+        memory: Arc<Alarm>,
+        durable: Arc<Durable>,
+    ) -> Self {
         let settings = &handle.info.settings;
         let ready = Ready::with_max_priority(settings.max_priority.unwrap_or(0));
         let consumers = Consumers::new(settings.single_active_consumer);
@@ -113,7 +124,55 @@ impl Queue {
             memory,
             unacked_held: 0,
             reported: 0,
+            durable,
+            store_removes: Vec::new(),
+            store_returns: Vec::new(),
         }
+    }
+
+    /// Takes back the messages the queue held before a restart, in order. After a
+    /// crash any of them may have been out with a consumer: they go out as redelivered.
+    pub(crate) fn restore(&mut self, restored: Restored) {
+        let now = durable::now_ms();
+        let queue_ttl = self.handle.info.settings.message_ttl;
+        for stored in restored.messages {
+            let message = Message::from_stored(stored.payload);
+            let id = self.next_id;
+            self.next_id += 1;
+            let own_ttl = message
+                .has_expiration()
+                .then(|| message.decoded_properties().ok())
+                .flatten()
+                .and_then(|p| p.expiration)
+                .and_then(|e| crate::channel::parse_expiration(&e).ok());
+            if let Some(ttl) = min_ttl(queue_ttl, own_ttl) {
+                let left = stored.timestamp.saturating_add(ttl).saturating_sub(now);
+                let deadline = self.expiry.now_ms().saturating_add(left);
+                self.expiry.schedule(id, deadline);
+            }
+            let entry = Entry::new(id, message)
+                .stored_as(stored.id)
+                .recovered(stored.returns, !restored.clean);
+            self.ready.push(entry);
+        }
+    }
+
+    /// The message left the queue for good: the store forgets it.
+    fn forget(&mut self, entry: &Entry) {
+        if entry.stored != 0 {
+            self.store_removes.push(entry.stored);
+        }
+    }
+
+    /// Tells the store what left and what came back in this wake-up.
+    fn flush_store(&mut self) {
+        if let Some(queue) = self.handle.info.store_id {
+            let store = &self.durable.store;
+            store.returned(queue, &self.store_returns);
+            store.remove(queue, &self.store_removes);
+        }
+        self.store_returns.clear();
+        self.store_removes.clear();
     }
 
     fn name(&self) -> &str {
@@ -165,10 +224,12 @@ impl Queue {
             }
             self.arm_timer();
             self.report_memory();
+            self.flush_store();
             self.flush_outbox();
         }
         self.memory.add(-(self.reported as i64));
         self.reported = 0;
+        self.flush_store();
         self.flush_outbox();
         self.finish(rx).await;
     }
@@ -177,9 +238,10 @@ impl Queue {
         match command {
             Command::Publish {
                 message,
+                stored,
                 confirm,
                 expiration,
-            } => self.publish(message, confirm, expiration),
+            } => self.publish(message, stored, confirm, expiration),
             Command::Consume { consumer, reply } => {
                 self.last_used = Instant::now();
                 let _ = reply.send(self.consume(consumer));
@@ -204,7 +266,9 @@ impl Queue {
             } => {
                 self.last_used = Instant::now();
                 let got = self.ready.pop().map(|entry| {
-                    if !no_ack {
+                    if no_ack {
+                        self.forget(&entry);
+                    } else {
                         self.hold_unacked(Unacked {
                             entry: entry.clone(),
                             connection,
@@ -222,7 +286,8 @@ impl Queue {
                 let _ = reply.send(got);
             }
             Command::Purge { reply } => {
-                let _ = reply.send(count(self.ready.clear()));
+                let removes = &mut self.store_removes;
+                let _ = reply.send(count(self.ready.clear(|id| removes.push(id))));
             }
             Command::Delete {
                 if_unused,
@@ -265,6 +330,10 @@ impl Queue {
             }
             Command::Resume => {}
             Command::Shutdown => return Flow::Stop,
+            Command::Flush { reply } => {
+                self.flush_store();
+                let _ = reply.send(());
+            }
         }
         Flow::Continue
     }
@@ -292,9 +361,12 @@ impl Queue {
                 c.unacked = c.unacked.saturating_sub(1);
             }
             match how {
-                Settle::Ack => {}
+                Settle::Ack => self.forget(&u.entry),
                 Settle::Requeue => self.give_back(u),
-                Settle::Discard => self.dead_letter(&u.entry.message, Reason::Rejected),
+                Settle::Discard => {
+                    self.dead_letter(&u.entry.message, Reason::Rejected);
+                    self.forget(&u.entry);
+                }
             }
         }
     }
@@ -340,19 +412,33 @@ impl Queue {
         let limit = self.handle.info.settings.delivery_limit;
         if u.expired {
             self.dead_letter(&u.entry.message, Reason::Expired);
+            self.forget(&u.entry);
         } else if limit.is_some_and(|limit| u.entry.returns() + 1 > limit) {
             self.dead_letter(&u.entry.message, Reason::DeliveryLimit);
+            self.forget(&u.entry);
         } else {
+            if u.entry.stored != 0 {
+                self.store_returns.push(u.entry.stored);
+            }
             self.ready.requeue(u.entry);
         }
     }
 
-    fn publish(&mut self, message: Message, confirm: Option<ConfirmTo>, expiration: Option<u64>) {
+    fn publish(
+        &mut self,
+        message: Message,
+        stored: u64,
+        confirm: Option<ConfirmTo>,
+        expiration: Option<u64>,
+    ) {
         let settings = &self.handle.info.settings;
         let overflow = settings.overflow;
         if overflow != Overflow::DropHead && self.is_full() {
             if let Some(c) = confirm {
                 self.confirm(&c, false);
+            }
+            if stored != 0 {
+                self.store_removes.push(stored);
             }
             if overflow == Overflow::RejectPublishDlx {
                 self.dead_letter(&message, Reason::Maxlen);
@@ -361,15 +447,11 @@ impl Queue {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let ttl = match (settings.message_ttl, expiration) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(ttl) = ttl {
+        if let Some(ttl) = min_ttl(settings.message_ttl, expiration) {
             let deadline = self.expiry.now_ms().saturating_add(ttl);
             self.expiry.schedule(id, deadline);
         }
-        self.ready.push(Entry::new(id, message));
+        self.ready.push(Entry::new(id, message).stored_as(stored));
         if let Some(c) = confirm {
             self.confirm(&c, true);
         }
@@ -378,6 +460,7 @@ impl Queue {
                 break;
             };
             self.dead_letter(&oldest.message, Reason::Maxlen);
+            self.forget(&oldest);
         }
     }
 
@@ -421,6 +504,7 @@ impl Queue {
         while let Some(id) = self.expiry.pop_due(now, inclusive) {
             if let Some(entry) = self.ready.remove(id) {
                 self.dead_letter(&entry.message, Reason::Expired);
+                self.forget(&entry);
             } else if let Some(u) = self.unacked.get_mut(&id) {
                 u.expired = true;
             }
@@ -508,9 +592,15 @@ impl Queue {
                 return;
             }
         };
+        let stored = self.durable.persist(&dead.message, &queues);
         for queue in queues {
             let command = Command::Publish {
                 message: dead.message.clone(),
+                stored: if queue.info.store_id.is_some() {
+                    stored
+                } else {
+                    0
+                },
                 confirm: None,
                 expiration: None,
             };
@@ -573,7 +663,9 @@ impl Queue {
             let (connection, channel, no_ack) =
                 (spec.connection.clone(), spec.channel, spec.no_ack);
             let tag = spec.tag.clone();
-            if !no_ack {
+            if no_ack {
+                self.forget(&entry);
+            } else {
                 consumer.unacked += 1;
                 self.hold_unacked(Unacked {
                     entry: entry.clone(),
@@ -684,6 +776,9 @@ impl Queue {
                 Command::Delete { reply, .. } => {
                     let _ = reply.send(Ok(0));
                 }
+                Command::Flush { reply } => {
+                    let _ = reply.send(());
+                }
                 // Other replies drop their sender: the asker sees the queue has gone.
                 _ => {}
             }
@@ -703,4 +798,12 @@ fn admit(gate: &Arc<ChannelGate>, no_ack: bool) -> bool {
 
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The tighter of the queue's and the message's own TTL.
+fn min_ttl(queue: Option<u64>, message: Option<u64>) -> Option<u64> {
+    match (queue, message) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

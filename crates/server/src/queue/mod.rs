@@ -18,6 +18,7 @@ use warren_codec::{FieldTable, ShortStr};
 use crate::alarm::Alarm;
 use crate::channel::gate::ChannelGate;
 use crate::connection::events::{ConnectionHandle, ConnectionId};
+use crate::durable::Durable;
 use crate::error::ChannelError;
 use crate::message::Message;
 use crate::vhost::Vhost;
@@ -41,6 +42,16 @@ pub(crate) struct QueueInfo {
     pub(crate) arguments: FieldTable,
     /// What the arguments ask of the queue's behaviour.
     pub(crate) settings: Settings,
+    /// Its id in the message store: durable, non-exclusive queues have one.
+    pub(crate) store_id: Option<u32>,
+}
+
+/// What a durable queue held when the broker last stopped.
+#[derive(Debug, Default)]
+pub(crate) struct Restored {
+    pub(crate) messages: Vec<warren_store::StoredMessage>,
+    /// The broker stopped cleanly: recovered messages were not out with a consumer.
+    pub(crate) clean: bool,
 }
 
 /// A channel's way to a queue. Cheap to clone.
@@ -154,6 +165,8 @@ pub(crate) struct ConfirmTo {
 pub(crate) enum Command {
     Publish {
         message: Message,
+        /// Its id in the message store; 0 when not stored (for this queue).
+        stored: u64,
         confirm: Option<ConfirmTo>,
         /// The message's own TTL in milliseconds (its `expiration` property).
         expiration: Option<u64>,
@@ -202,6 +215,10 @@ pub(crate) enum Command {
     Resume,
     /// Stop now (the vhost removed the queue).
     Shutdown,
+    /// Reply once everything before this is handled and recorded in the store.
+    Flush {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 #[cfg(test)]
@@ -216,6 +233,7 @@ impl QueueInfo {
             auto_delete: false,
             arguments: FieldTable::new(),
             settings: Settings::default(),
+            store_id: None,
         }
     }
 }
@@ -227,14 +245,22 @@ pub(crate) fn test_handle(info: Arc<QueueInfo>) -> QueueHandle {
     QueueHandle { info, tx }
 }
 
-/// Starts a queue's task.
-pub(crate) fn spawn(info: QueueInfo, vhost: Weak<Vhost>, memory: Arc<Alarm>) -> QueueHandle {
+/// Starts a queue's task, holding what it held before a restart.
+pub(crate) fn spawn(
+    info: QueueInfo,
+    vhost: Weak<Vhost>,
+    memory: Arc<Alarm>,
+    durable: Arc<Durable>,
+    restored: Restored,
+) -> QueueHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let handle = QueueHandle {
         info: Arc::new(info),
         tx,
     };
-    tokio::spawn(actor::Queue::new(handle.clone(), vhost, memory).run(rx));
+    let mut queue = actor::Queue::new(handle.clone(), vhost, memory, durable);
+    queue.restore(restored);
+    tokio::spawn(queue.run(rx));
     handle
 }
 

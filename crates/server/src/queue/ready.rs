@@ -11,14 +11,17 @@ use crate::message::Message;
 /// A message in a queue, with the queue's delivery state for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    /// Queue-local id (increasing in publish order) in the low 48 bits, how often the
-    /// message came back from a consumer in the next 15, a tombstone flag on top: a
-    /// queue slot of 48 bytes instead of 64.
+    /// Queue-local id (increasing in publish order) in the low 47 bits, a "maybe
+    /// delivered" flag, how often the message came back from a consumer in the next
+    /// 15, a tombstone flag on top: one word of state per queue slot.
     bits: u64,
+    /// Its id in the message store; 0 when not stored.
+    pub(crate) stored: u64,
     pub(crate) message: Message,
 }
 
-const ID: u64 = (1 << 48) - 1;
+const ID: u64 = (1 << 47) - 1;
+const MAYBE_DELIVERED: u64 = 1 << 47;
 const RETURNS_SHIFT: u32 = 48;
 const MAX_RETURNS: u64 = (1 << 15) - 1;
 const TOMBSTONE: u64 = 1 << 63;
@@ -27,8 +30,26 @@ impl Entry {
     pub(crate) fn new(id: u64, message: Message) -> Self {
         Entry {
             bits: id & ID,
+            stored: 0,
             message,
         }
+    }
+
+    /// The same entry, kept in the message store under `stored`.
+    pub(crate) fn stored_as(mut self, stored: u64) -> Self {
+        self.stored = stored;
+        self
+    }
+
+    /// The same entry recovered with `returns` earlier returns, and possibly out with
+    /// a consumer when the broker stopped (so it is delivered as redelivered).
+    pub(crate) fn recovered(mut self, returns: u32, maybe_delivered: bool) -> Self {
+        let returns = u64::from(returns).min(MAX_RETURNS);
+        self.bits |= returns << RETURNS_SHIFT;
+        if maybe_delivered {
+            self.bits |= MAYBE_DELIVERED;
+        }
+        self
     }
 
     /// Queue-local id, increasing in publish order.
@@ -42,9 +63,9 @@ impl Entry {
         (self.bits >> RETURNS_SHIFT) & MAX_RETURNS
     }
 
-    /// Whether the message was delivered before.
+    /// Whether the message may have been delivered before.
     pub(crate) fn redelivered(&self) -> bool {
-        self.returns() > 0
+        self.returns() > 0 || self.bits & MAYBE_DELIVERED != 0
     }
 
     fn count_return(&mut self) {
@@ -172,9 +193,17 @@ impl Ready {
         self.levels.iter().any(|l| l.holds(id))
     }
 
-    /// Removes every ready message; returns how many.
-    pub(crate) fn clear(&mut self) -> usize {
+    /// Removes every ready message; returns how many. `stored` gets the store id of
+    /// each stored one.
+    pub(crate) fn clear(&mut self, mut stored: impl FnMut(u64)) -> usize {
         let n = self.live;
+        for level in &self.levels {
+            for entry in level.fresh.iter().chain(level.requeued.values()) {
+                if entry.stored != 0 && !entry.is_tombstone() {
+                    stored(entry.stored);
+                }
+            }
+        }
         *self = Ready::with_max_priority(u8::try_from(self.levels.len() - 1).unwrap_or(u8::MAX));
         n
     }
@@ -212,6 +241,7 @@ impl Level {
         }
         let tombstone = Entry {
             bits: id | TOMBSTONE,
+            stored: 0,
             message: Message::empty(),
         };
         let entry = std::mem::replace(slot, tombstone);
@@ -274,8 +304,9 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_slot_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    fn a_queue_slot_is_56_bytes() {
+        // State word, store id, message handles.
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
     }
 
     #[test]
@@ -283,7 +314,7 @@ mod tests {
         let mut ready = Ready::default();
         ready.push(entry(2));
         ready.requeue(entry(1));
-        assert_eq!(ready.clear(), 2);
+        assert_eq!(ready.clear(|_| {}), 2);
         assert!(ready.is_empty());
     }
 

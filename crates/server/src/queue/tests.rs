@@ -33,13 +33,20 @@ fn unlimited() -> Arc<Alarm> {
 }
 
 fn queue() -> QueueHandle {
-    spawn(QueueInfo::named("q"), Weak::new(), unlimited())
+    spawn(
+        QueueInfo::named("q"),
+        Weak::new(),
+        unlimited(),
+        Durable::in_temp_dir(),
+        Restored::default(),
+    )
 }
 
 async fn publish(q: &QueueHandle, n: u32) {
     assert!(
         q.send(Command::Publish {
             message: message(n),
+            stored: 0,
             confirm: None,
             expiration: None,
         })
@@ -200,7 +207,13 @@ async fn higher_priority_consumers_are_served_first_and_round_robin_among_equals
 async fn a_single_active_consumer_gets_everything_until_it_goes() {
     let mut info = QueueInfo::named("sac");
     info.settings.single_active_consumer = true;
-    let q = spawn(info, Weak::new(), unlimited());
+    let q = spawn(
+        info,
+        Weak::new(),
+        unlimited(),
+        Durable::in_temp_dir(),
+        Restored::default(),
+    );
     let (conn, mut rx) = ConnectionHandle::new();
     let gate = Arc::new(ChannelGate::new());
     consume(&q, consumer(&conn, "first", 2, gate.clone()))

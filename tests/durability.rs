@@ -1,0 +1,310 @@
+//! Durability end to end: durable exchanges, queues and bindings and persistent
+//! messages survive a restart on the same data directory; transient ones do not;
+//! delivery counts survive; acked messages stay gone and their disk space is reclaimed.
+//! The crash (kill -9) tests are in `tests/crash.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, ExchangeKind};
+
+use common::{
+    TestBroker, connect_lapin, lapin_consume, lapin_counts, lapin_reply_code, lapin_table,
+    next_lapin, within,
+};
+
+const PERSISTENT: u8 = 2;
+const TRANSIENT: u8 = 1;
+
+async fn open(broker: &TestBroker, name: &str) -> (lapin::Connection, Channel) {
+    let connection = connect_lapin(&broker.uri(), name).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    within(
+        "confirm.select",
+        channel.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await
+    .unwrap();
+    (connection, channel)
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+/// Publishes and waits for the broker's ack.
+async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8], mode: u8) {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(mode)
+        .with_headers(lapin_table(&[("n", AMQPValue::LongString(body.into()))]));
+    let confirm = within(
+        "basic.publish",
+        channel.basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        ),
+    )
+    .await
+    .unwrap();
+    let outcome = within("the publisher confirm", confirm).await.unwrap();
+    assert!(outcome.is_ack(), "{outcome:?}");
+}
+
+/// The bodies left in `queue`, taken with basic.get and acked, with their redelivered
+/// flags.
+async fn drain(channel: &Channel, queue: &str) -> Vec<(String, bool)> {
+    let mut got = Vec::new();
+    while let Some(m) = within(
+        "basic.get",
+        channel.basic_get(queue.into(), BasicGetOptions::default()),
+    )
+    .await
+    .unwrap()
+    {
+        got.push((String::from_utf8(m.data.clone()).unwrap(), m.redelivered));
+        m.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    got
+}
+
+#[tokio::test]
+async fn durable_topology_and_persistent_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (connection, ch) = open(&broker, "durability before").await;
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    within(
+        "exchange.declare",
+        ch.exchange_declare(
+            "orders".into(),
+            ExchangeKind::Topic,
+            durable_exchange,
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    within(
+        "exchange.declare",
+        ch.exchange_declare(
+            "scratch".into(),
+            ExchangeKind::Fanout,
+            Default::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    let limited = lapin_table(&[("x-max-length", AMQPValue::LongInt(100))]);
+    within(
+        "queue.declare",
+        ch.queue_declare("kept".into(), durable(), limited.clone()),
+    )
+    .await
+    .unwrap();
+    within(
+        "queue.declare",
+        ch.queue_declare("dropped".into(), Default::default(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+    for (queue, exchange, key) in [
+        ("kept", "orders", "order.*"),
+        ("kept", "scratch", ""),
+        ("dropped", "orders", "#"),
+    ] {
+        within(
+            "queue.bind",
+            ch.queue_bind(
+                queue.into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    publish(&ch, "", "kept", b"one", PERSISTENT).await;
+    publish(&ch, "", "kept", b"transient", TRANSIENT).await;
+    publish(&ch, "orders", "order.new", b"two", PERSISTENT).await;
+    publish(&ch, "", "dropped", b"in a transient queue", PERSISTENT).await;
+    assert_eq!(lapin_counts(&ch, "kept").await.0, 3);
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (_connection, ch) = open(&broker, "durability after").await;
+    // The durable queue, with its arguments, and its persistent messages in order.
+    within(
+        "queue.declare",
+        ch.queue_declare("kept".into(), durable(), limited),
+    )
+    .await
+    .unwrap();
+    // Through the durable binding of the durable exchange.
+    publish(&ch, "orders", "order.paid", b"three", PERSISTENT).await;
+    let mut consumer = lapin_consume(&ch, "kept", false).await;
+    for expected in ["one", "two", "three"] {
+        let m = next_lapin(&mut consumer).await;
+        assert_eq!(String::from_utf8_lossy(&m.data), expected);
+        assert!(
+            !m.redelivered,
+            "a clean restart does not mark {expected} redelivered"
+        );
+        let headers = m.properties.headers().clone().unwrap();
+        assert_eq!(
+            headers.inner().get("n"),
+            Some(&AMQPValue::LongString(expected.as_bytes().into()))
+        );
+        assert_eq!(*m.properties.delivery_mode(), Some(PERSISTENT));
+        m.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    // The transient exchange, the transient queue and its binding are gone.
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let gone = within(
+        "passive declare",
+        ch.queue_declare("dropped".into(), passive, FieldTable::default()),
+    )
+    .await;
+    assert_eq!(lapin_reply_code(&gone.unwrap_err()), Some(404));
+    let connection = connect_lapin(&broker.uri(), "durability scratch")
+        .await
+        .unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let gone = within(
+        "passive exchange.declare",
+        ch.exchange_declare(
+            "scratch".into(),
+            ExchangeKind::Fanout,
+            passive,
+            FieldTable::default(),
+        ),
+    )
+    .await;
+    assert_eq!(lapin_reply_code(&gone.unwrap_err()), Some(404));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_counts_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (connection, ch) = open(&broker, "delivery count before").await;
+    within(
+        "queue.declare",
+        ch.queue_declare("poison".into(), durable(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+    publish(&ch, "", "poison", b"bad", PERSISTENT).await;
+    let mut consumer = lapin_consume(&ch, "poison", false).await;
+    let m = next_lapin(&mut consumer).await;
+    m.nack(BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Delivered again and left unacked: the connection's close gives it back.
+    let m = next_lapin(&mut consumer).await;
+    assert!(m.redelivered);
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (_connection, ch) = open(&broker, "delivery count after").await;
+    let mut consumer = lapin_consume(&ch, "poison", false).await;
+    let m = next_lapin(&mut consumer).await;
+    assert!(m.redelivered);
+    let count = m
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned());
+    assert_eq!(
+        count,
+        Some(AMQPValue::LongLongInt(2)),
+        "two returns before the restart"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn acked_messages_stay_gone_and_their_segments_are_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (connection, ch) = open(&broker, "reclaim").await;
+    within(
+        "queue.declare",
+        ch.queue_declare("work".into(), durable(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+    let body = vec![b'x'; 1024];
+    let mut confirms = Vec::new();
+    for _ in 0..4000 {
+        let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
+        confirms.push(
+            ch.basic_publish(
+                "".into(),
+                "work".into(),
+                BasicPublishOptions::default(),
+                &body,
+                properties,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    for confirm in confirms {
+        assert!(within("confirm", confirm).await.unwrap().is_ack());
+    }
+    let store = dir.path().join("store");
+    let full = segment_bytes(&store);
+    assert!(full > 4000 * 1024, "4000 KiB stored, {full} bytes on disk");
+    assert_eq!(drain(&ch, "work").await.len(), 4000);
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+    let left = segment_bytes(&store);
+    assert!(
+        left < 1 << 20,
+        "{left} bytes left on disk after acking everything"
+    );
+
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (_connection, ch) = open(&broker, "reclaim after").await;
+    assert_eq!(lapin_counts(&ch, "work").await, (0, 0));
+    broker.stop().await;
+}
+
+fn segment_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
