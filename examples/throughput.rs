@@ -15,7 +15,10 @@
 //!
 //! `--backlog` publishes with no consumer and reports the broker's resident memory
 //! per queued message (VmRSS growth over the run, divided by the messages), then
-//! purges the queue.
+//! deletes the queue (`--keep` leaves it, to measure recovery after a restart).
+//!
+//! `--persistent` declares the queue durable and publishes persistent messages
+//! (delivery-mode 2): the durable path, where a confirm waits for the disk.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -39,6 +42,10 @@ struct Args {
     broker_pid: Option<u32>,
     backlog: bool,
     topic_bindings: usize,
+    /// Durable queue and persistent (delivery-mode 2) messages.
+    persistent: bool,
+    /// Backlog mode: leave the queue and its messages in place.
+    keep: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +59,8 @@ fn parse_args() -> Result<Args, String> {
         broker_pid: None,
         backlog: false,
         topic_bindings: 0,
+        persistent: false,
+        keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +76,8 @@ fn parse_args() -> Result<Args, String> {
             "--broker-pid" => args.broker_pid = Some(number(value()?)? as u32),
             "--backlog" => args.backlog = true,
             "--topic-bindings" => args.topic_bindings = number(value()?)? as usize,
+            "--persistent" => args.persistent = true,
+            "--keep" => args.keep = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -92,6 +103,10 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 /// Publishes `--messages` into a queue nobody consumes and reports memory per message.
+fn properties(args: &Args) -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(if args.persistent { 2 } else { 1 })
+}
+
 async fn backlog(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let pid = args.broker_pid.ok_or("--backlog needs --broker-pid")?;
     let queue = format!("backlog-{}", std::process::id());
@@ -100,7 +115,10 @@ async fn backlog(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     channel
         .queue_declare(
             queue.as_str().into(),
-            QueueDeclareOptions::default(),
+            QueueDeclareOptions {
+                durable: args.persistent,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
@@ -118,7 +136,7 @@ async fn backlog(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 queue.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
-                BasicProperties::default(),
+                properties(args),
             )
             .await?;
         window.push_back(confirm);
@@ -142,9 +160,11 @@ async fn backlog(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         after as f64 / 1e6,
         after.saturating_sub(before) as f64 / args.messages as f64
     );
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await?;
+    if !args.keep {
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+    }
     connection.close(200, "done".into()).await?;
     Ok(())
 }
@@ -214,7 +234,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     pub_ch
         .queue_declare(
             queue.as_str().into(),
-            QueueDeclareOptions::default(),
+            QueueDeclareOptions {
+                durable: args.persistent,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
@@ -278,7 +301,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 key.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
-                BasicProperties::default(),
+                properties(&args),
             )
             .await?;
         if args.confirm > 0 {

@@ -155,6 +155,7 @@ impl Store {
         let mut p = self.shared.lock();
         let id = p.next + p.log.len() as u64;
         record::publish(&mut p.log, id, timestamp, queues, parts);
+        p.needs_sync = true;
         self.shared.nudge(&mut p);
         id
     }
@@ -190,6 +191,7 @@ impl Store {
     pub fn put_definition(&self, key: &[u8], value: &[u8]) {
         let mut p = self.shared.lock();
         record::def_put(&mut p.definitions, key, value);
+        p.needs_sync = true;
         self.shared.nudge(&mut p);
     }
 
@@ -197,6 +199,7 @@ impl Store {
     pub fn delete_definition(&self, key: &[u8]) {
         let mut p = self.shared.lock();
         record::def_delete(&mut p.definitions, key);
+        p.needs_sync = true;
         self.shared.nudge(&mut p);
     }
 

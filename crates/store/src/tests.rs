@@ -196,7 +196,7 @@ fn settle(store: &Store) {
         .build()
         .unwrap();
     runtime
-        .block_on(progress.wait_for(|p| p.synced >= position))
+        .block_on(progress.wait_for(|p| p.written >= position))
         .unwrap();
 }
 

@@ -25,6 +25,9 @@ pub struct Progress {
     /// Every record below this position has been written (and synced, unless fsync is
     /// off), except those in `failed`.
     pub synced: u64,
+    /// Every record below this position has been handed to the operating system (or
+    /// failed): synced or not.
+    pub written: u64,
     /// Positions whose write or sync failed: those records may be lost.
     failed: Vec<Range<u64>>,
 }
@@ -62,6 +65,10 @@ pub(crate) struct Pending {
     pub(crate) closing: bool,
     /// The writer is asleep: an append must wake it.
     idle: bool,
+    /// Something appended waits to be durable (a message, a definition). Removes and
+    /// returns alone are written without a sync: losing them only brings a message
+    /// back, which at-least-once allows, and the next sync covers them anyway.
+    pub(crate) needs_sync: bool,
 }
 
 /// What appenders and the writer share. The mutex guards a buffer append: held for a
@@ -82,6 +89,7 @@ impl Shared {
             wake: Condvar::new(),
             progress: watch::Sender::new(Progress {
                 synced: next,
+                written: next,
                 failed: Vec::new(),
             }),
         }
@@ -126,6 +134,10 @@ pub(crate) struct Writer {
     definitions: Definitions,
 }
 
+/// How long a batch under load may gather before its sync, and below what size.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+const GATHER_BELOW: usize = 1 << 20;
+
 /// A segment with nothing live left is replaced by a fresh one past this size, so a
 /// drained store shrinks to nearly nothing without waiting for the segment to fill.
 const ROLL_WHEN_DEAD: u64 = 1 << 20;
@@ -163,28 +175,42 @@ impl Writer {
         let mut spare_log = BytesMut::new();
         let mut spare_definitions = BytesMut::new();
         loop {
-            let (log, definitions, base, closing) = {
+            let (log, definitions, base, closing, sync) = {
                 let mut p = shared.lock();
+                let busy = !p.log.is_empty();
                 while p.log.is_empty() && p.definitions.is_empty() && !p.closing {
                     p.idle = true;
                     p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+                // Under load (records arrived while the last batch synced), let the
+                // batch gather a moment: fewer syncs for the same confirms. An idle
+                // store syncs at once, for latency.
+                if busy && self.fsync && p.needs_sync && p.log.len() < GATHER_BELOW {
+                    drop(p);
+                    std::thread::sleep(GATHER);
+                    p = shared.lock();
                 }
                 let log = std::mem::replace(&mut p.log, std::mem::take(&mut spare_log));
                 let definitions =
                     std::mem::replace(&mut p.definitions, std::mem::take(&mut spare_definitions));
                 let base = p.next;
                 p.next += log.len() as u64;
-                (log, definitions, base, p.closing)
+                let sync = std::mem::take(&mut p.needs_sync) || p.closing;
+                (log, definitions, base, p.closing, sync)
             };
             let end = base + log.len() as u64;
-            let result = self.write(base, &log, &definitions);
+            let result = self.write(base, &log, &definitions, sync && self.fsync);
             shared.progress.send_modify(|progress| {
                 if let Err(e) = &result {
                     error!(error = %e, directory = %self.dir.display(),
                         "message store write failed; the publishes in it are nacked");
                     progress.fail(base..end);
                 }
-                progress.synced = end;
+                progress.written = end;
+                // Unsynced writes move nothing: the next synced batch covers them.
+                if sync || result.is_err() || !self.fsync {
+                    progress.synced = end;
+                }
             });
             spare_log = log;
             spare_log.clear();
@@ -198,12 +224,12 @@ impl Writer {
         info!("message store closed");
     }
 
-    fn write(&mut self, base: u64, log: &[u8], definitions: &[u8]) -> io::Result<()> {
+    fn write(&mut self, base: u64, log: &[u8], definitions: &[u8], sync: bool) -> io::Result<()> {
         if !definitions.is_empty() {
-            self.write_definitions(definitions)?;
+            self.write_definitions(definitions, sync)?;
         }
         if !log.is_empty() {
-            let result = self.append(base, log);
+            let result = self.append(base, log, sync);
             if result.is_err() {
                 // What follows goes to a new segment: positions stay true to offsets.
                 self.current = None;
@@ -214,7 +240,7 @@ impl Writer {
         self.reclaim()
     }
 
-    fn append(&mut self, base: u64, log: &[u8]) -> io::Result<()> {
+    fn append(&mut self, base: u64, log: &[u8], sync: bool) -> io::Result<()> {
         let current = match &mut self.current {
             Some(c) if c.end == base => c,
             _ => {
@@ -232,7 +258,7 @@ impl Writer {
             }
         };
         current.file.write_all(log)?;
-        if self.fsync {
+        if sync {
             current.file.sync_data()?;
         }
         current.end += log.len() as u64;
@@ -243,7 +269,7 @@ impl Writer {
         Ok(())
     }
 
-    fn write_definitions(&mut self, records: &[u8]) -> io::Result<()> {
+    fn write_definitions(&mut self, records: &[u8], sync: bool) -> io::Result<()> {
         let d = &mut self.definitions;
         segment::scan(records, |_, r| {
             recovery::apply_definition(&mut d.map, records, r)
@@ -252,7 +278,7 @@ impl Writer {
         let appended = match &mut d.file {
             Some(file) => file
                 .write_all(records)
-                .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) }),
+                .and_then(|()| if sync { file.sync_data() } else { Ok(()) }),
             None => Err(io::Error::other("definitions file needs a rewrite")),
         };
         d.size += records.len() as u64;
