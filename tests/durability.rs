@@ -308,3 +308,109 @@ fn segment_bytes(dir: &std::path::Path) -> u64 {
         .map(|e| e.metadata().unwrap().len())
         .sum()
 }
+
+/// 2,000 persistent 8 KiB messages: 16 MB, twice what a queue keeps in memory, so most
+/// are read back from the store when their turn comes, before and after a restart.
+#[tokio::test]
+async fn a_queue_longer_than_memory_is_read_back_in_order() {
+    let body = |n: u32| {
+        let mut body = format!("message {n:05} ").into_bytes();
+        body.resize(8192, b'.');
+        body
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (connection, ch) = open(&broker, "paging before").await;
+    within(
+        "queue.declare",
+        ch.queue_declare("long".into(), durable(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+    let mut confirms = Vec::new();
+    for n in 0..2000 {
+        let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
+        confirms.push(
+            ch.basic_publish(
+                "".into(),
+                "long".into(),
+                BasicPublishOptions::default(),
+                &body(n),
+                properties,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    for confirm in confirms {
+        assert!(within("confirm", confirm).await.unwrap().is_ack());
+    }
+    let mut consumer = lapin_consume(&ch, "long", false).await;
+    for n in 0..1000 {
+        let m = next_lapin(&mut consumer).await;
+        assert!(
+            m.data == body(n),
+            "message {n} came back as {:?}",
+            String::from_utf8_lossy(&m.data[..20])
+        );
+        m.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (_connection, ch) = open(&broker, "paging after").await;
+    let mut consumer = lapin_consume(&ch, "long", false).await;
+    for n in 1000..2000 {
+        let m = next_lapin(&mut consumer).await;
+        assert!(
+            m.data == body(n),
+            "message {n} came back as {:?}",
+            String::from_utf8_lossy(&m.data[..20])
+        );
+        m.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    assert_eq!(lapin_counts(&ch, "long").await.0, 0);
+    broker.stop().await;
+}
+
+/// tx.commit-ok comes after the committed persistent messages are on disk: they are
+/// there after a restart; a rolled-back one is not.
+#[tokio::test]
+async fn committed_persistent_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let connection = connect_lapin(&broker.uri(), "tx before").await.unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    within(
+        "queue.declare",
+        ch.queue_declare("ledger".into(), durable(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+    within("tx.select", ch.tx_select()).await.unwrap();
+    for (body, commit) in [("kept", true), ("rolled back", false)] {
+        let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
+        ch.basic_publish(
+            "".into(),
+            "ledger".into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            properties,
+        )
+        .await
+        .unwrap();
+        if commit {
+            within("tx.commit", ch.tx_commit()).await.unwrap();
+        } else {
+            within("tx.rollback", ch.tx_rollback()).await.unwrap();
+        }
+    }
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+
+    let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
+    let (_connection, ch) = open(&broker, "tx after").await;
+    assert_eq!(drain(&ch, "ledger").await, [("kept".to_owned(), false)]);
+    broker.stop().await;
+}

@@ -34,7 +34,9 @@ impl Broker {
     /// inside the runtime: recovered queues start their tasks.
     pub(crate) fn open(config: Config) -> Result<Self, StoreError> {
         let alarm = Arc::new(Alarm::for_watermark(config.limits.memory_high_watermark));
-        let (store, recovered) = Store::open(Options::new(config.data_dir.join("store")))?;
+        let mut options = Options::new(config.data_dir.join("store"));
+        options.fsync = config.fsync;
+        let (store, recovered) = Store::open(options)?;
         let durable = Arc::new(Durable::new(store, &recovered));
         let vhosts: HashMap<String, Arc<Vhost>> = config
             .vhosts

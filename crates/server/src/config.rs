@@ -31,6 +31,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where durable state lives (`server.data_dir`).
     pub data_dir: PathBuf,
+    /// Sync the message store to disk before confirming a persistent message
+    /// (`server.fsync`, on by default). Off, a confirmed message survives the broker
+    /// being killed but not a power cut or an operating system crash.
+    pub fsync: bool,
     /// Protocol and resource limits (`[limits]`).
     pub limits: Limits,
     /// Users allowed to log in (`[[users]]`).
@@ -149,6 +153,7 @@ impl Config {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 5672)),
             data_dir: PathBuf::from("./data"),
+            fsync: true,
             limits: Limits::default(),
             users: vec![UserConfig {
                 name: "guest".to_owned(),
@@ -188,6 +193,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
+    fsync: Option<bool>,
 }
 
 /// Integers are read as i64 (TOML's integer type) so range errors can say what is allowed.
@@ -281,6 +287,7 @@ impl Validator<'_> {
         Ok(Config {
             listen,
             data_dir,
+            fsync: raw.server.fsync.unwrap_or(true),
             limits,
             users,
             vhosts,
@@ -583,13 +590,14 @@ mod tests {
 
     #[test]
     fn limits_and_server_are_read() {
-        let text = "[server]\nlisten = \"[::1]:5673\"\ndata_dir = \"/var/lib/warren\"\n\
+        let text = "[server]\nlisten = \"[::1]:5673\"\ndata_dir = \"/var/lib/warren\"\nfsync = false\n\
                     [limits]\nframe_max = 4096\nchannel_max = 65535\nheartbeat = 0\n\
                     max_message_size = 536870912\nhandshake_timeout = 3\nmax_connections = 7\n\
                     memory_high_watermark = 1073741824\ndisk_free_limit = 0\n";
         let config = Config::parse(text, "broker.toml").unwrap();
         assert_eq!(config.listen, "[::1]:5673".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/warren"));
+        assert!(!config.fsync);
         let expected = Limits {
             frame_max: 4096,
             channel_max: 65535,

@@ -47,16 +47,6 @@ impl Message {
         BasicProperties::raw_delivery_mode(self.properties()) == Some(2)
     }
 
-    /// Whether the message has its own TTL (an `expiration` property), read from the
-    /// property flags without decoding.
-    pub(crate) fn has_expiration(&self) -> bool {
-        // The expiration flag in the basic class's property flags (AMQP 0-9-1 §4.2.6).
-        const EXPIRATION: u16 = 1 << 8;
-        self.properties()
-            .first_chunk::<2>()
-            .is_some_and(|f| u16::from_be_bytes(*f) & EXPIRATION != 0)
-    }
-
     /// The bytes the store keeps: the head, then a large body.
     pub(crate) fn stored_parts(&self) -> [&[u8]; 2] {
         [

@@ -11,7 +11,7 @@
 //! let dir = tempfile::tempdir().map_err(|e| warren_store::StoreError::io("tempdir", e))?;
 //! let (store, recovered) = warren_store::Store::open(warren_store::Options::new(dir.path()))?;
 //! assert!(recovered.queues.is_empty());
-//! let id = store.publish(&[1], 0, &[b"hello"]);
+//! let id = store.publish(&[1], 0, None, &[b"hello"]);
 //! store.remove(1, &[id]);
 //! store.close();
 //! # Ok(())
@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod accounting;
+mod reader;
 mod record;
 mod recovery;
 mod segment;
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::sync::watch;
 
@@ -91,6 +93,7 @@ impl StoreError {
 /// for when they are durable.
 pub struct Store {
     shared: Arc<Shared>,
+    readers: reader::Segments,
     writer: Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
     /// Held until the store closes: one broker per directory.
@@ -109,7 +112,16 @@ impl Store {
             .map_err(|_| StoreError::Locked(dir.clone()))?;
         let (definitions, definitions_size) = recovery::definitions(&dir).map_err(io)?;
         let log = recovery::log(&dir).map_err(io)?;
+        let readers = reader::Segments::default();
+        for start in segment::list(&dir).map_err(io)? {
+            let path = segment::path(&dir, start);
+            readers.add(
+                start,
+                File::open(&path).map_err(|e| StoreError::io(path.display(), e))?,
+            );
+        }
         let writer = Writer::new(
+            readers.clone(),
             dir.clone(),
             options.fsync,
             options.segment_size.max(1),
@@ -140,6 +152,7 @@ impl Store {
         Ok((
             Store {
                 shared,
+                readers,
                 writer: Mutex::new(Some(thread)),
                 dir,
                 lock: Mutex::new(Some(lock)),
@@ -151,10 +164,19 @@ impl Store {
     /// Stores a message for `queues`, its bytes the concatenation of `parts`. Returns
     /// its id, which is also its log position: it is durable once
     /// [`Progress::outcome`] says so.
-    pub fn publish(&self, queues: &[u32], timestamp: u64, parts: &[&[u8]]) -> u64 {
+    /// `expiration` is the message's own TTL in milliseconds, kept so that it still
+    /// expires in time after a restart without its bytes being read.
+    pub fn publish(
+        &self,
+        queues: &[u32],
+        timestamp: u64,
+        expiration: Option<u64>,
+        parts: &[&[u8]],
+    ) -> u64 {
         let mut p = self.shared.lock();
         let id = p.next + p.log.len() as u64;
-        record::publish(&mut p.log, id, timestamp, queues, parts);
+        let meta = (timestamp, expiration.unwrap_or(u64::MAX));
+        record::publish(&mut p.log, id, meta, queues, parts);
         p.needs_sync = true;
         self.shared.nudge(&mut p);
         id
@@ -208,6 +230,17 @@ impl Store {
     pub fn position(&self) -> u64 {
         let p = self.shared.lock();
         p.next + p.log.len() as u64
+    }
+
+    /// The stored bytes of messages, in the order of `ids`. Only ids below
+    /// [`Store::written`] can be read.
+    pub fn read(&self, ids: &[u64]) -> std::io::Result<Vec<Bytes>> {
+        self.readers.read(ids)
+    }
+
+    /// Every record below this position is in the files (synced or not).
+    pub fn written(&self) -> u64 {
+        self.shared.progress.borrow().written
     }
 
     /// Watches how far the log is durable.

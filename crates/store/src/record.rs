@@ -30,6 +30,8 @@ pub(crate) enum Record {
         id: u64,
         /// Milliseconds since the Unix epoch when it was published.
         timestamp: u64,
+        /// Its own TTL in milliseconds (`u64::MAX`: none).
+        expiration: u64,
         queues: Vec<u32>,
         payload: Range<usize>,
     },
@@ -68,7 +70,7 @@ fn frame(buf: &mut BytesMut, write: impl FnOnce(&mut BytesMut)) {
 pub(crate) fn publish(
     buf: &mut BytesMut,
     id: u64,
-    timestamp: u64,
+    (timestamp, expiration): (u64, u64),
     queues: &[u32],
     parts: &[&[u8]],
 ) {
@@ -76,6 +78,7 @@ pub(crate) fn publish(
         b.put_u8(PUBLISH);
         b.put_u64_le(id);
         b.put_u64_le(timestamp);
+        b.put_u64_le(expiration);
         b.put_u16_le(u16::try_from(queues.len()).unwrap_or(u16::MAX));
         for q in queues.iter().take(usize::from(u16::MAX)) {
             b.put_u32_le(*q);
@@ -222,11 +225,13 @@ fn decode(body: &[u8], base: usize) -> Option<Record> {
         PUBLISH => {
             let id = c.u64()?;
             let timestamp = c.u64()?;
+            let expiration = c.u64()?;
             let n = c.u16()?;
             let queues = (0..n).map(|_| c.u32()).collect::<Option<Vec<_>>>()?;
             Record::Publish {
                 id,
                 timestamp,
+                expiration,
                 queues,
                 payload: base + c.at..end,
             }
@@ -284,7 +289,7 @@ mod tests {
     #[test]
     fn records_read_back() {
         let mut buf = BytesMut::new();
-        publish(&mut buf, 7, 99, &[1, 2], &[b"he", b"llo"]);
+        publish(&mut buf, 7, (99, 5), &[1, 2], &[b"he", b"llo"]);
         remove(&mut buf, 1, &[7, 8]);
         returned(&mut buf, 2, &[7]);
         queue_deleted(&mut buf, 3);
@@ -296,13 +301,15 @@ mod tests {
         let Record::Publish {
             id,
             timestamp,
+            expiration,
             queues,
             payload,
         } = &records[0]
         else {
             panic!("expected a publish, got {:?}", records[0]);
         };
-        assert_eq!((*id, *timestamp, queues.as_slice()), (7, 99, &[1, 2][..]));
+        assert_eq!((*id, *timestamp, *expiration), (7, 99, 5));
+        assert_eq!(queues.as_slice(), &[1, 2][..]);
         assert_eq!(&buf[payload.clone()], b"hello");
         assert_eq!(
             records[1],
@@ -333,7 +340,7 @@ mod tests {
     #[test]
     fn every_truncation_is_torn_never_misread() {
         let mut buf = BytesMut::new();
-        publish(&mut buf, 1, 0, &[1], &[b"payload"]);
+        publish(&mut buf, 1, (0, 0), &[1], &[b"payload"]);
         let whole = buf.len();
         remove(&mut buf, 1, &[1]);
         for cut in whole + 1..buf.len() {
@@ -346,7 +353,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_or_zeros_are_torn() {
         let mut buf = BytesMut::new();
-        publish(&mut buf, 1, 0, &[1], &[b"payload"]);
+        publish(&mut buf, 1, (0, 0), &[1], &[b"payload"]);
         let mut flipped = buf.to_vec();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;

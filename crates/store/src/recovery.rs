@@ -23,10 +23,19 @@ pub struct StoredMessage {
     pub id: u64,
     /// When it was published, in milliseconds since the Unix epoch.
     pub timestamp: u64,
+    /// Its own TTL in milliseconds, as published; [`StoredMessage::expiration`] reads it.
+    /// A plain `u64` (`u64::MAX` for none) keeps recovery of millions of messages at
+    /// 32 bytes each.
+    pub ttl: u64,
     /// How often a consumer gave it back before (its delivery count).
     pub returns: u32,
-    /// The bytes the broker stored.
-    pub payload: Bytes,
+}
+
+impl StoredMessage {
+    /// Its own TTL in milliseconds, if it had one.
+    pub fn expiration(&self) -> Option<u64> {
+        (self.ttl != u64::MAX).then_some(self.ttl)
+    }
 }
 
 /// What the store held when it was opened.
@@ -47,50 +56,46 @@ pub struct Recovered {
 /// files so the property tests can check it against a model.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
-    pub(crate) queues: HashMap<u32, BTreeMap<u64, StoredMessage>>,
+    pub(crate) queues: HashMap<u32, Held>,
     pub(crate) clean: bool,
     pub(crate) max_queue_id: u32,
 }
 
 impl Replay {
-    /// Applies one record of `buf`.
-    pub(crate) fn apply(&mut self, buf: &[u8], record: Record) {
+    /// Applies one record. Payloads stay on disk: [`Store::read`](crate::Store::read)
+    /// fetches those a queue wants in memory.
+    pub(crate) fn apply(&mut self, record: Record) {
         self.clean = record == Record::Clean;
         match record {
             Record::Publish {
                 id,
                 timestamp,
+                expiration,
                 queues,
-                payload,
+                payload: _,
             } => {
-                // One copy per message, shared by its queues; the segment's buffer is
-                // freed once it has been read.
-                let payload = Bytes::copy_from_slice(&buf[payload]);
                 for q in queues {
                     self.max_queue_id = self.max_queue_id.max(q);
-                    self.queues.entry(q).or_default().insert(
+                    self.queues.entry(q).or_default().insert(StoredMessage {
                         id,
-                        StoredMessage {
-                            id,
-                            timestamp,
-                            returns: 0,
-                            payload: payload.clone(),
-                        },
-                    );
+                        timestamp,
+                        ttl: expiration,
+                        returns: 0,
+                    });
                 }
             }
             Record::Remove { queue, ids } => {
                 if let Some(messages) = self.queues.get_mut(&queue) {
                     for id in ids {
-                        messages.remove(&id);
+                        messages.remove(id);
                     }
                 }
             }
             Record::Return { queue, ids } => {
                 if let Some(messages) = self.queues.get_mut(&queue) {
                     for id in ids {
-                        if let Some(m) = messages.get_mut(&id) {
-                            m.returns = m.returns.saturating_add(1);
+                        if let Some(m) = messages.get_mut(id) {
+                            m.returns = (m.returns + 1).min(REMOVED - 1);
                         }
                     }
                 }
@@ -101,6 +106,71 @@ impl Replay {
             }
             Record::Clean | Record::Open | Record::DefPut { .. } | Record::DefDelete { .. } => {}
         }
+    }
+}
+
+/// `returns` of a message removed from a [`Held`].
+const REMOVED: u32 = u32::MAX;
+
+/// One queue's messages during replay, in id order: a vector, not a map, since
+/// publishes come in id order; removals mark a message and are swept out in bulk.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    messages: Vec<StoredMessage>,
+    removed: usize,
+}
+
+impl Held {
+    fn insert(&mut self, message: StoredMessage) {
+        match self.messages.last() {
+            Some(last) if last.id >= message.id => {
+                // Out of order (not written today, but cheap to allow).
+                let at = self.messages.partition_point(|m| m.id < message.id);
+                if self.messages.get(at).is_some_and(|m| m.id == message.id) {
+                    self.messages[at] = message;
+                } else {
+                    self.messages.insert(at, message);
+                }
+            }
+            _ => self.messages.push(message),
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut StoredMessage> {
+        let at = self.messages.binary_search_by_key(&id, |m| m.id).ok()?;
+        Some(&mut self.messages[at]).filter(|m| m.returns != REMOVED)
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(m) = self.get_mut(id) {
+            m.returns = REMOVED;
+            self.removed += 1;
+            if self.removed > 1024 && self.removed * 2 > self.messages.len() {
+                self.sweep();
+            }
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.messages.retain(|m| m.returns != REMOVED);
+        self.removed = 0;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len() - self.removed
+    }
+
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.messages
+            .iter()
+            .filter(|m| m.returns != REMOVED)
+            .map(|m| m.id)
+    }
+
+    fn into_messages(mut self) -> Vec<StoredMessage> {
+        self.sweep();
+        self.messages.shrink_to_fit();
+        self.messages
     }
 }
 
@@ -174,7 +244,7 @@ pub(crate) fn log(dir: &Path) -> io::Result<Log> {
         let path = segment::path(dir, start);
         let buf = fs::read(&path)?;
         bytes += buf.len() as u64;
-        let scanned = segment::scan(&buf, |_, r| replay.apply(&buf, r));
+        let scanned = segment::scan(&buf, |_, r| replay.apply(r));
         if let Some(why) = scanned.torn {
             warn!(file = %path.display(), offset = scanned.valid, reason = why,
                 "segment ends in a damaged record (a write the crash cut short); cut there");
@@ -193,8 +263,8 @@ pub(crate) fn log(dir: &Path) -> io::Result<Log> {
     let mut messages = 0usize;
     for (queue, held) in &replay.queues {
         messages += held.len();
-        for id in held.keys() {
-            segments.count(*id, *queue);
+        for id in held.ids() {
+            segments.count(id, *queue);
         }
     }
     for start in segments.reclaimable(None) {
@@ -221,7 +291,7 @@ impl Replay {
     pub(crate) fn into_queues(self) -> HashMap<u32, Vec<StoredMessage>> {
         self.queues
             .into_iter()
-            .map(|(q, messages)| (q, messages.into_values().collect()))
+            .map(|(q, held)| (q, held.into_messages()))
             .collect()
     }
 }

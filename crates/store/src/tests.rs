@@ -25,9 +25,9 @@ fn messages_survive_a_restart_in_order_with_their_returns() {
     let dir = tempfile::tempdir().unwrap();
     let (store, recovered) = open(dir.path());
     assert!(recovered.queues.is_empty());
-    let a = store.publish(&[1, 2], 5, &[b"a"]);
-    let b = store.publish(&[1], 6, &[b"b", b"b"]);
-    let c = store.publish(&[2], 7, &[b"c"]);
+    let a = store.publish(&[1, 2], 5, Some(60_000), &[b"a"]);
+    let b = store.publish(&[1], 6, None, &[b"b", b"b"]);
+    let c = store.publish(&[2], 7, None, &[b"c"]);
     store.remove(2, &[a]);
     store.returned(1, &[a]);
     store.returned(1, &[a]);
@@ -43,10 +43,12 @@ fn messages_survive_a_restart_in_order_with_their_returns() {
     assert_eq!(ids(&recovered, 2), [c]);
     let q1 = &recovered.queues[&1];
     assert_eq!(
-        (q1[0].returns, q1[0].timestamp, &q1[0].payload[..]),
-        (2, 5, &b"a"[..])
+        (q1[0].returns, q1[0].timestamp, q1[0].expiration()),
+        (2, 5, Some(60_000))
     );
-    assert_eq!(&q1[1].payload[..], b"bb");
+    let bodies = store.read(&[a, b]).unwrap();
+    assert_eq!((&bodies[0][..], &bodies[1][..]), (&b"a"[..], &b"bb"[..]));
+    assert_eq!(q1[1].expiration(), None);
     assert_eq!(recovered.max_queue_id, 2);
     assert_eq!(
         recovered.definitions.into_iter().collect::<Vec<_>>(),
@@ -63,7 +65,7 @@ fn messages_survive_a_restart_in_order_with_their_returns() {
 fn a_deleted_queue_takes_its_messages() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());
-    store.publish(&[1, 2], 0, &[b"x"]);
+    store.publish(&[1, 2], 0, None, &[b"x"]);
     store.queue_deleted(1);
     store.close();
     drop(store);
@@ -87,7 +89,7 @@ async fn progress_reports_a_publish_durable() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());
     let mut progress = store.progress();
-    let id = store.publish(&[1], 0, &[b"x"]);
+    let id = store.publish(&[1], 0, None, &[b"x"]);
     let outcome = progress
         .wait_for(|p| p.outcome(id).is_some())
         .await
@@ -105,7 +107,7 @@ fn acked_segments_are_deleted() {
     let body = [7u8; 1000];
     let ids: Vec<u64> = (0..50)
         .map(|_| {
-            let id = store.publish(&[1], 0, &[&body]);
+            let id = store.publish(&[1], 0, None, &[&body]);
             settle(&store);
             id
         })
@@ -144,8 +146,8 @@ fn ids_of(recovered: &Recovered) -> Vec<u64> {
 fn a_torn_tail_is_cut_and_the_store_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());
-    let a = store.publish(&[1], 0, &[b"kept"]);
-    let b = store.publish(&[1], 0, &[b"torn"]);
+    let a = store.publish(&[1], 0, None, &[b"kept"]);
+    let b = store.publish(&[1], 0, None, &[b"torn"]);
     store.close();
     drop(store);
     let start = segment::list(dir.path()).unwrap()[0];
@@ -157,12 +159,12 @@ fn a_torn_tail_is_cut_and_the_store_goes_on() {
     drop(file);
     let (store, recovered) = open(dir.path());
     assert_eq!(ids(&recovered, 1), [a]);
-    let c = store.publish(&[1], 0, &[b"after"]);
+    let c = store.publish(&[1], 0, None, &[b"after"]);
     store.close();
     drop(store);
     let (_store, recovered) = open(dir.path());
     assert_eq!(ids(&recovered, 1), [a, c]);
-    assert_eq!(&recovered.queues[&1][1].payload[..], b"after");
+    assert_eq!(&_store.read(&[c]).unwrap()[0][..], b"after");
 }
 
 /// One step of the model test.
@@ -246,7 +248,7 @@ proptest! {
                     let queues: Vec<u32> =
                         queues.iter().copied().filter(|q| !deleted.contains(q)).collect();
                     let body = vec![(*len % 251) as u8; *len];
-                    let id = store.publish(&queues, 0, &[&body]);
+                    let id = store.publish(&queues, 0, None, &[&body]);
                     for q in queues {
                         model.entry(q).or_default().insert(id, (0, body.clone()));
                     }
@@ -313,13 +315,16 @@ proptest! {
             std::fs::write(dir.path().join(name), file).unwrap();
         }
         let expected = if written == to - from { after } else { before };
-        let (_store, recovered) = Store::open(options).unwrap();
+        let (store, recovered) = Store::open(options).unwrap();
         let got: Model = recovered
             .queues
             .into_iter()
             .filter(|(_, m)| !m.is_empty())
             .map(|(q, m)| {
-                (q, m.into_iter().map(|m| (m.id, (m.returns, m.payload.to_vec()))).collect())
+                let ids: Vec<u64> = m.iter().map(|m| m.id).collect();
+                let bodies = store.read(&ids).unwrap();
+                let held = m.iter().zip(bodies).map(|(m, b)| (m.id, (m.returns, b.to_vec())));
+                (q, held.collect())
             })
             .collect();
         let expected: Model = expected

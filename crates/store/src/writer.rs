@@ -126,6 +126,7 @@ struct Definitions {
 }
 
 pub(crate) struct Writer {
+    readers: crate::reader::Segments,
     pub(crate) dir: PathBuf,
     pub(crate) fsync: bool,
     pub(crate) segment_size: u64,
@@ -144,6 +145,7 @@ const ROLL_WHEN_DEAD: u64 = 1 << 20;
 
 impl Writer {
     pub(crate) fn new(
+        readers: crate::reader::Segments,
         dir: PathBuf,
         fsync: bool,
         segment_size: u64,
@@ -156,6 +158,7 @@ impl Writer {
             .create(true)
             .open(dir.join(DEFINITIONS))?;
         Ok(Writer {
+            readers,
             dir,
             fsync,
             segment_size,
@@ -249,6 +252,8 @@ impl Writer {
                     .append(true)
                     .open(segment::path(&self.dir, base))?;
                 segment::sync_dir(&self.dir)?;
+                self.readers
+                    .add(base, File::open(segment::path(&self.dir, base))?);
                 self.segments.open(base, base);
                 self.current.insert(Current {
                     start: base,
@@ -311,6 +316,7 @@ impl Writer {
             return Ok(());
         }
         for start in reclaimable {
+            self.readers.remove(start);
             fs::remove_file(segment::path(&self.dir, start))?;
             self.segments.forget(start);
         }

@@ -12,7 +12,6 @@ mod consume;
 mod dispatch;
 pub(crate) mod gate;
 mod publish;
-pub(crate) use publish::parse_expiration;
 mod topology;
 mod tx;
 pub(crate) mod unacked;

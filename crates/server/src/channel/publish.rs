@@ -105,7 +105,7 @@ impl Connection {
             tx.publishes.push(routed);
             return Ok(());
         }
-        self.enqueue(ch, routed).await
+        self.enqueue(ch, routed).await.map(|_| ())
     }
 
     /// Counts and logs a message that routed nowhere; true when its exchange rejects
@@ -127,8 +127,8 @@ impl Connection {
     }
 
     /// Hands a routed message to its queues, or returns it when it had none and the
-    /// publisher asked (mandatory).
-    pub(crate) async fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<(), Error> {
+    /// publisher asked (mandatory). Returns its store id when it was stored.
+    pub(crate) async fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<Option<u64>, Error> {
         let Routed {
             message,
             queues,
@@ -149,7 +149,7 @@ impl Connection {
         let stored = if reject {
             0
         } else {
-            self.vhost.durable.persist(&message, &queues)
+            self.vhost.durable.persist(&message, expiration, &queues)
         };
         let channel = self.channel(ch)?;
         if reject {
@@ -171,7 +171,7 @@ impl Connection {
                     .into());
                 }
             }
-            return Ok(());
+            return Ok(None);
         }
         // A stored message is confirmed once the store has synced it, too.
         let sync = (stored != 0).then_some(stored);
@@ -210,13 +210,13 @@ impl Connection {
                 c.on_queue_result(seq, true);
             }
         }
-        Ok(())
+        Ok(sync)
     }
 }
 
 /// The `expiration` property: a non-negative integer of milliseconds, as RabbitMQ reads
 /// it; the error is RabbitMQ's reason term.
-pub(crate) fn parse_expiration(text: &str) -> Result<u64, String> {
+fn parse_expiration(text: &str) -> Result<u64, String> {
     let n: i64 = text.parse().map_err(|_| "no_integer".to_owned())?;
     u64::try_from(n).map_err(|_| format!("{{value_negative,{n}}}"))
 }

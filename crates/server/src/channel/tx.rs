@@ -10,7 +10,7 @@ use crate::channel::confirms::Confirms;
 use crate::channel::publish::Routed;
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
-use crate::error::{ChannelError, Error};
+use crate::error::{ChannelError, ConnectionError, Error};
 use crate::queue::Settle;
 
 /// What a transaction holds until commit.
@@ -45,8 +45,26 @@ impl Connection {
             .as_mut()
             .ok_or_else(not_transactional)?;
         let Transaction { publishes, settles } = std::mem::take(tx);
+        let mut stored = None;
         for routed in publishes {
-            self.enqueue(ch, routed).await?;
+            stored = self.enqueue(ch, routed).await?.or(stored);
+        }
+        // Committed persistent messages are on disk before commit-ok, as confirmed
+        // ones are before their ack.
+        if let Some(last) = stored {
+            let mut progress = self.vhost.durable.store.progress();
+            let durable = progress
+                .wait_for(|p| p.outcome(last).is_some())
+                .await
+                .map(|p| p.outcome(last) == Some(true))
+                .unwrap_or(false);
+            if !durable {
+                return Err(ConnectionError::internal_error(
+                    "the message store could not write the transaction's messages",
+                )
+                .in_method(90, 20)
+                .into());
+            }
         }
         for how in [Settle::Ack, Settle::Requeue, Settle::Discard] {
             let batch: Vec<Pending> = settles

@@ -78,9 +78,14 @@ impl Durable {
         self.next_queue.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Stores `message` for those of `queues` that are durable, if it is persistent.
-    /// Returns its store id, or 0 when nothing was stored.
-    pub(crate) fn persist(&self, message: &Message, queues: &[QueueHandle]) -> u64 {
+    /// Stores `message` (with its own TTL, `expiration`) for those of `queues` that are
+    /// durable, if it is persistent. Returns its store id, or 0 when nothing was stored.
+    pub(crate) fn persist(
+        &self,
+        message: &Message,
+        expiration: Option<u64>,
+        queues: &[QueueHandle],
+    ) -> u64 {
         if !message.is_persistent() {
             return 0;
         }
@@ -88,7 +93,8 @@ impl Durable {
         if ids.is_empty() {
             return 0;
         }
-        self.store.publish(&ids, now_ms(), &message.stored_parts())
+        self.store
+            .publish(&ids, now_ms(), expiration, &message.stored_parts())
     }
 
     pub(crate) fn put_exchange(&self, vhost: &str, spec: &ExchangeSpec) {

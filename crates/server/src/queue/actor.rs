@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, Sleep};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use warren_codec::ShortStr;
 use warren_routing::Envelope;
 
@@ -40,6 +40,11 @@ use crate::vhost::Vhost;
 
 /// Commands handled per wake-up before delivering.
 const BATCH: usize = 256;
+/// Bytes of ready messages a durable queue keeps in memory; stored messages past them
+/// are read back from the store when their turn comes.
+const PAGE_WINDOW: u64 = 8 << 20;
+/// Paged-out messages read back at once.
+const PAGE_IN: usize = 1024;
 
 /// A delivered message awaiting its ack.
 struct Unacked {
@@ -130,30 +135,109 @@ impl Queue {
         }
     }
 
-    /// Takes back the messages the queue held before a restart, in order. After a
-    /// crash any of them may have been out with a consumer: they go out as redelivered.
+    /// Whether this queue keeps only a window of its stored messages in memory: a
+    /// durable queue, unless it needs every message's size or priority at hand.
+    fn pages(&self) -> bool {
+        let info = &self.handle.info;
+        info.store_id.is_some()
+            && info.settings.max_length_bytes.is_none()
+            && info.settings.max_priority.is_none()
+    }
+
+    /// Takes back the messages the queue held before a restart, in order. Their bytes
+    /// stay on disk until their turn comes (a queue that cannot page reads them now).
+    /// After a crash any of them may have been out with a consumer: they go out as
+    /// redelivered.
     pub(crate) fn restore(&mut self, restored: Restored) {
         let now = durable::now_ms();
         let queue_ttl = self.handle.info.settings.message_ttl;
-        for stored in restored.messages {
-            let message = Message::from_stored(stored.payload);
-            let id = self.next_id;
-            self.next_id += 1;
-            let own_ttl = message
-                .has_expiration()
-                .then(|| message.decoded_properties().ok())
-                .flatten()
-                .and_then(|p| p.expiration)
-                .and_then(|e| crate::channel::parse_expiration(&e).ok());
-            if let Some(ttl) = min_ttl(queue_ttl, own_ttl) {
-                let left = stored.timestamp.saturating_add(ttl).saturating_sub(now);
-                let deadline = self.expiry.now_ms().saturating_add(left);
-                self.expiry.schedule(id, deadline);
+        let pages = self.pages();
+        self.ready.reserve(restored.messages.len());
+        for chunk in restored.messages.chunks(PAGE_IN) {
+            let mut loaded = if pages {
+                Vec::new()
+            } else {
+                let ids: Vec<u64> = chunk.iter().map(|m| m.id).collect();
+                match self.durable.store.read(&ids) {
+                    Ok(payloads) => payloads,
+                    Err(e) => {
+                        error!(queue = self.name(), error = %e,
+                            "cannot read stored messages; they stay on disk");
+                        continue;
+                    }
+                }
             }
-            let entry = Entry::new(id, message)
-                .stored_as(stored.id)
-                .recovered(stored.returns, !restored.clean);
-            self.ready.push(entry);
+            .into_iter();
+            for stored in chunk {
+                let id = self.next_id;
+                self.next_id += 1;
+                if let Some(ttl) = min_ttl(queue_ttl, stored.expiration()) {
+                    let left = stored.timestamp.saturating_add(ttl).saturating_sub(now);
+                    let deadline = self.expiry.now_ms().saturating_add(left);
+                    self.expiry.schedule(id, deadline);
+                }
+                let entry = match loaded.next() {
+                    Some(payload) => Entry::new(id, Message::from_stored(payload)),
+                    None => Entry::paged(id, stored.id),
+                };
+                let entry = entry
+                    .stored_as(stored.id)
+                    .recovered(stored.returns, !restored.clean);
+                self.ready.push(entry);
+            }
+        }
+    }
+
+    /// The next ready message, read back from the store if it was paged out (with the
+    /// paged-out messages right after it, in one read). None when the queue is empty,
+    /// or when the read failed: the message then stays on disk, not in this queue,
+    /// until the broker restarts.
+    fn pop(&mut self) -> Option<Entry> {
+        let entry = self.ready.pop()?;
+        if !entry.is_paged() {
+            return Some(entry);
+        }
+        let mut ids = vec![entry.stored];
+        ids.extend(self.ready.paged_front(PAGE_IN - 1));
+        self.read_back(entry, &ids)
+    }
+
+    /// Reads a paged-out entry (taken out of `ready`) back, and the front entries
+    /// named after it in `ids`.
+    fn read_back(&mut self, mut entry: Entry, ids: &[u64]) -> Option<Entry> {
+        match self.durable.store.read(ids) {
+            Ok(payloads) => {
+                let mut messages = payloads.into_iter().map(Message::from_stored);
+                entry.fill(messages.next()?);
+                self.ready.fill_front(messages);
+                Some(entry)
+            }
+            Err(e) => {
+                error!(queue = self.name(), error = %e,
+                    "cannot read a stored message; it stays on disk until a restart");
+                None
+            }
+        }
+    }
+
+    /// An entry taken out of the middle, with its message read back if it was paged out.
+    fn loaded(&mut self, entry: Entry) -> Option<Entry> {
+        if entry.is_paged() {
+            let ids = [entry.stored];
+            self.read_back(entry, &ids)
+        } else {
+            Some(entry)
+        }
+    }
+
+    /// A ready message leaves undelivered: dead-lettered (read back first if it was
+    /// paged out) when the queue has a dead-letter exchange, and forgotten.
+    fn drop_entry(&mut self, entry: Entry, reason: Reason) {
+        self.forget(&entry);
+        if self.handle.info.settings.dead_letter_exchange.is_some()
+            && let Some(entry) = self.loaded(entry)
+        {
+            self.dead_letter(&entry.message, reason);
         }
     }
 
@@ -223,6 +307,10 @@ impl Queue {
                 break;
             }
             self.arm_timer();
+            if self.pages() {
+                self.ready
+                    .page_out(PAGE_WINDOW, self.durable.store.written());
+            }
             self.report_memory();
             self.flush_store();
             self.flush_outbox();
@@ -265,7 +353,7 @@ impl Queue {
                 reply,
             } => {
                 self.last_used = Instant::now();
-                let got = self.ready.pop().map(|entry| {
+                let got = self.pop().map(|entry| {
                     if no_ack {
                         self.forget(&entry);
                     } else {
@@ -459,8 +547,7 @@ impl Queue {
             let Some(oldest) = self.ready.pop() else {
                 break;
             };
-            self.dead_letter(&oldest.message, Reason::Maxlen);
-            self.forget(&oldest);
+            self.drop_entry(oldest, Reason::Maxlen);
         }
     }
 
@@ -503,8 +590,7 @@ impl Queue {
         let now = self.expiry.now_ms();
         while let Some(id) = self.expiry.pop_due(now, inclusive) {
             if let Some(entry) = self.ready.remove(id) {
-                self.dead_letter(&entry.message, Reason::Expired);
-                self.forget(&entry);
+                self.drop_entry(entry, Reason::Expired);
             } else if let Some(u) = self.unacked.get_mut(&id) {
                 u.expired = true;
             }
@@ -592,7 +678,7 @@ impl Queue {
                 return;
             }
         };
-        let stored = self.durable.persist(&dead.message, &queues);
+        let stored = self.durable.persist(&dead.message, None, &queues);
         for queue in queues {
             let command = Command::Publish {
                 message: dead.message.clone(),
@@ -653,7 +739,7 @@ impl Queue {
             let Some((index, permit)) = self.pick_consumer() else {
                 break;
             };
-            let Some(entry) = self.ready.pop() else {
+            let Some(entry) = self.pop() else {
                 break;
             };
             let Some(consumer) = self.consumers.get_mut(index) else {

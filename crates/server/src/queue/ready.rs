@@ -11,16 +11,18 @@ use crate::message::Message;
 /// A message in a queue, with the queue's delivery state for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    /// Queue-local id (increasing in publish order) in the low 47 bits, a "maybe
-    /// delivered" flag, how often the message came back from a consumer in the next
-    /// 15, a tombstone flag on top: one word of state per queue slot.
+    /// Queue-local id (increasing in publish order) in the low 46 bits, a "paged out"
+    /// flag (the message is only in the store), a "maybe delivered" flag, how often the
+    /// message came back from a consumer in the next 15, a tombstone flag on top: one
+    /// word of state per queue slot.
     bits: u64,
     /// Its id in the message store; 0 when not stored.
     pub(crate) stored: u64,
     pub(crate) message: Message,
 }
 
-const ID: u64 = (1 << 47) - 1;
+const ID: u64 = (1 << 46) - 1;
+const PAGED: u64 = 1 << 46;
 const MAYBE_DELIVERED: u64 = 1 << 47;
 const RETURNS_SHIFT: u32 = 48;
 const MAX_RETURNS: u64 = (1 << 15) - 1;
@@ -50,6 +52,32 @@ impl Entry {
             self.bits |= MAYBE_DELIVERED;
         }
         self
+    }
+
+    /// An entry for stored message `stored` whose bytes stay on disk until wanted.
+    pub(crate) fn paged(id: u64, stored: u64) -> Self {
+        Entry {
+            bits: (id & ID) | PAGED,
+            stored,
+            message: Message::empty(),
+        }
+    }
+
+    /// Whether the message's bytes are only in the store.
+    pub(crate) fn is_paged(&self) -> bool {
+        self.bits & PAGED != 0
+    }
+
+    /// Gives a paged entry its message back.
+    pub(crate) fn fill(&mut self, message: Message) {
+        self.message = message;
+        self.bits &= !PAGED;
+    }
+
+    /// Drops the message's bytes, which the store keeps.
+    fn page_out(&mut self) {
+        self.message = Message::empty();
+        self.bits |= PAGED;
     }
 
     /// Queue-local id, increasing in publish order.
@@ -102,6 +130,11 @@ pub(crate) struct Ready {
     held: u64,
 }
 
+/// What a queue slot costs besides its message.
+const SLOT: u64 = std::mem::size_of::<Entry>() as u64;
+/// The size of the placeholder message of a paged-out entry.
+const EMPTY: u64 = 6;
+
 #[derive(Debug, Default)]
 struct Level {
     /// Never delivered, in id order; may hold tombstones.
@@ -153,6 +186,95 @@ impl Ready {
     /// Memory the ready messages hold (buffers and slots).
     pub(crate) fn held(&self) -> u64 {
         self.held
+    }
+
+    /// Drops the bytes of stored messages (those below `written`, already in the
+    /// store's files) from the back of the queue until the messages in memory hold at
+    /// most `window` bytes. The front stays in memory for the consumers; what was
+    /// paged out comes back through [`Ready::paged_front`] and [`Ready::fill_front`].
+    /// Single-level queues only: a priority queue needs each message's priority.
+    pub(crate) fn page_out(&mut self, window: u64, written: u64) {
+        let Ready {
+            levels,
+            live,
+            bytes,
+            held,
+        } = self;
+        let [level] = levels.as_mut_slice() else {
+            return;
+        };
+        let slots = *live as u64 * SLOT;
+        let mut unpageable = 0;
+        for entry in level.fresh.iter_mut().rev() {
+            if held.saturating_sub(slots) <= window {
+                break;
+            }
+            if entry.is_tombstone() {
+                continue;
+            }
+            if entry.is_paged() {
+                break;
+            }
+            if entry.stored == 0 || entry.stored >= written {
+                // Transient, or not in the files yet: stays; give up past a few.
+                unpageable += 1;
+                if unpageable > 4096 {
+                    break;
+                }
+                continue;
+            }
+            *bytes -= entry.body_len();
+            *held -= entry.message.size() as u64 - EMPTY;
+            entry.page_out();
+        }
+    }
+
+    /// The store ids of the paged-out messages at the front of the queue, up to `max`,
+    /// in delivery order: what to read before they are delivered.
+    pub(crate) fn paged_front(&self, max: usize) -> Vec<u64> {
+        let [level] = self.levels.as_slice() else {
+            return Vec::new();
+        };
+        level
+            .fresh
+            .iter()
+            .filter(|e| !e.is_tombstone())
+            .take_while(|e| e.is_paged())
+            .take(max)
+            .map(|e| e.stored)
+            .collect()
+    }
+
+    /// Gives the messages [`Ready::paged_front`] named their bytes back, in order.
+    pub(crate) fn fill_front(&mut self, messages: impl IntoIterator<Item = Message>) {
+        let Ready {
+            levels,
+            bytes,
+            held,
+            ..
+        } = self;
+        let [level] = levels.as_mut_slice() else {
+            return;
+        };
+        let mut messages = messages.into_iter();
+        for entry in level.fresh.iter_mut().filter(|e| !e.is_tombstone()) {
+            if !entry.is_paged() {
+                break;
+            }
+            let Some(message) = messages.next() else {
+                break;
+            };
+            *held += message.size() as u64 - EMPTY;
+            entry.fill(message);
+            *bytes += entry.body_len();
+        }
+    }
+
+    /// Makes room for `n` more messages at once (a queue coming back from the store).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        if let [level] = self.levels.as_mut_slice() {
+            level.fresh.reserve(n);
+        }
     }
 
     pub(crate) fn push(&mut self, entry: Entry) {
@@ -316,6 +438,40 @@ mod tests {
         ready.requeue(entry(1));
         assert_eq!(ready.clear(|_| {}), 2);
         assert!(ready.is_empty());
+    }
+
+    #[test]
+    fn paging_out_keeps_the_front_and_reading_back_restores_the_accounting() {
+        let mut ready = Ready::default();
+        for id in 1..=10 {
+            // Store ids 100, 200, ...; the last one is not in the files yet.
+            ready.push(entry_with_body(id, 1000).stored_as(id * 100));
+        }
+        ready.push(entry_with_body(11, 1000)); // transient: never paged
+        let (held, bytes) = (ready.held(), ready.bytes());
+        ready.page_out(3500, 1000);
+        // From the back: 11 is transient, 10 is unwritten; 9, 8, ... go until at most
+        // 3,500 bytes of messages are left in memory.
+        assert_eq!(ready.paged_front(10), Vec::<u64>::new());
+        assert_eq!(ready.len(), 11);
+        let taken: Vec<u64> = (0..2).filter_map(|_| ready.pop()).map(|e| e.id()).collect();
+        assert_eq!(taken, [1, 2]);
+        assert_eq!(ready.paged_front(3), [300, 400, 500]);
+        let paged_held = ready.held();
+        let message = |n: u64| entry_with_body(n, 1000).message;
+        ready.fill_front((3..=9).map(message));
+        let mut after = Vec::new();
+        while let Some(e) = ready.pop() {
+            assert!(!e.is_paged(), "{} still paged", e.id());
+            after.push(e.id());
+        }
+        assert_eq!(after, (3..=11).collect::<Vec<_>>());
+        assert!(paged_held < held - 2 * 1100);
+        assert_eq!(
+            (ready.held(), ready.bytes()),
+            (0, 0),
+            "started at {held}, {bytes}"
+        );
     }
 
     #[test]
