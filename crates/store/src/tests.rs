@@ -6,6 +6,8 @@ use std::fs::OpenOptions;
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use tokio::sync::watch;
+
 use super::*;
 
 fn open(dir: &Path) -> (Store, Recovered) {
@@ -334,4 +336,43 @@ proptest! {
             .collect();
         prop_assert_eq!(got, expected);
     }
+}
+
+/// A write that fails (here the segment file cannot be created) nacks what it held,
+/// leaves what was stored intact, and the store goes on once writing works again.
+#[tokio::test]
+async fn a_failed_write_loses_only_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every batch in a segment file of its own.
+    let mut options = Options::new(dir.path());
+    options.segment_size = 1;
+    let (store, _) = Store::open(options).unwrap();
+    let mut progress = store.progress();
+    let outcome = async |progress: &mut watch::Receiver<Progress>, id: u64| {
+        progress
+            .wait_for(|p| p.outcome(id).is_some())
+            .await
+            .unwrap()
+            .outcome(id)
+    };
+    let before = store.publish(&[1], 0, None, &[b"before"]);
+    assert_eq!(outcome(&mut progress, before).await, Some(true));
+    // The next batch's segment file cannot be created: a directory is in the way.
+    let blocked = store.position();
+    std::fs::create_dir(segment::path(dir.path(), blocked)).unwrap();
+    let lost = store.publish(&[1], 0, None, &[b"lost"]);
+    assert_eq!(lost, blocked);
+    assert_eq!(outcome(&mut progress, lost).await, Some(false));
+    let after = store.publish(&[1], 0, None, &[b"after"]);
+    assert_eq!(outcome(&mut progress, after).await, Some(true));
+    store.close();
+    drop(store);
+    std::fs::remove_dir(segment::path(dir.path(), blocked)).unwrap();
+    let (store, recovered) = open(dir.path());
+    assert_eq!(ids(&recovered, 1), [before, after]);
+    let bodies = store.read(&[before, after]).unwrap();
+    assert_eq!(
+        (&bodies[0][..], &bodies[1][..]),
+        (&b"before"[..], &b"after"[..])
+    );
 }
