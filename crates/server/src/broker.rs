@@ -12,6 +12,7 @@ use warren_store::{Options, Store, StoreError};
 use crate::alarm::Alarm;
 use crate::auth::Users;
 use crate::config::Config;
+use crate::direct_reply::DirectReplies;
 use crate::durable::{self, Durable};
 use crate::queue::Command;
 use crate::vhost::Vhost;
@@ -26,6 +27,8 @@ pub(crate) struct Broker {
     pub(crate) alarm: Arc<Alarm>,
     /// The message store and durable definitions.
     pub(crate) durable: Arc<Durable>,
+    /// Direct reply-to consumers, by reply address.
+    pub(crate) direct_replies: Arc<DirectReplies>,
     connections: AtomicU32,
 }
 
@@ -52,6 +55,7 @@ impl Broker {
             vhosts,
             alarm,
             durable,
+            direct_replies: Arc::default(),
             config,
             shutdown: CancellationToken::new(),
             connections: AtomicU32::new(0),

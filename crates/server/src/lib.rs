@@ -21,6 +21,7 @@ mod channel;
 pub mod config;
 pub mod config_error;
 mod connection;
+mod direct_reply;
 mod durable;
 pub mod error;
 mod message;

@@ -7,6 +7,7 @@ use warren_codec::{
 
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
+use crate::direct_reply::REPLY_TO;
 use crate::error::{ChannelError, ConnectionError, Error};
 use crate::names;
 use crate::queue::{Command, ConsumerSpec, Settle, expected_integer};
@@ -38,6 +39,9 @@ impl Connection {
         m: BasicConsume,
     ) -> Result<(), Error> {
         let name = self.queue_name(ch, &m.queue)?;
+        if name == REPLY_TO {
+            return self.consume_replies(ch, m);
+        }
         self.check_read("queue", &name)?;
         let queue = self.vhost.queue(&name)?;
         queue.check_owner(self.handle.id)?;
@@ -94,12 +98,50 @@ impl Connection {
         Ok(())
     }
 
+    /// basic.consume on `amq.rabbitmq.reply-to`: the channel's direct reply consumer.
+    fn consume_replies(&mut self, ch: u16, m: BasicConsume) -> Result<(), Error> {
+        if !m.no_ack {
+            return Err(
+                ChannelError::precondition_failed("reply consumer cannot acknowledge").into(),
+            );
+        }
+        let tag = if m.consumer_tag.is_empty() {
+            names::generated("amq.ctag-")
+        } else {
+            m.consumer_tag.clone()
+        };
+        let (connection, registry) = (self.handle.clone(), self.broker.direct_replies.clone());
+        let channel = self.channel(ch)?;
+        if channel.reply_consumer.is_some() {
+            return Err(ChannelError::precondition_failed("reply consumer already set").into());
+        }
+        if channel.consumers.contains_key(&tag) {
+            return Err(ConnectionError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            ))
+            .into());
+        }
+        channel.reply_consumer = Some(registry.register(connection, ch, tag.clone()));
+        if !m.no_wait {
+            self.out.method(ch, BasicConsumeOk { consumer_tag: tag });
+        }
+        Ok(())
+    }
+
     pub(crate) async fn handle_basic_cancel(
         &mut self,
         ch: u16,
         m: BasicCancel,
     ) -> Result<(), Error> {
-        let queue = self.channel(ch)?.consumers.get(&m.consumer_tag).cloned();
+        let channel = self.channel(ch)?;
+        if channel
+            .reply_consumer
+            .as_ref()
+            .is_some_and(|r| r.tag == m.consumer_tag)
+        {
+            channel.reply_consumer = None;
+        }
+        let queue = channel.consumers.get(&m.consumer_tag).cloned();
         if let Some(queue) = queue {
             let (connection, tag) = (self.handle.id, m.consumer_tag.clone());
             queue

@@ -54,6 +54,8 @@ pub(crate) struct Channel {
     pub(crate) last_queue: Option<ShortStr>,
     /// Queues that may hold this channel's consumers or unacked messages.
     touched: Vec<QueueHandle>,
+    /// The direct reply-to consumer (`amq.rabbitmq.reply-to`), if any.
+    pub(crate) reply_consumer: Option<crate::direct_reply::ReplyConsumer>,
 }
 
 impl Channel {
@@ -70,6 +72,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             touched: Vec::new(),
+            reply_consumer: None,
         }
     }
 
@@ -100,6 +103,7 @@ impl Channel {
     /// unacked messages requeued, by the queues themselves.
     pub(crate) async fn release(&mut self, connection: crate::connection::events::ConnectionId) {
         self.consumers.clear();
+        self.reply_consumer = None;
         for queue in self.touched.drain(..) {
             queue
                 .send(Command::ChannelClosed {

@@ -1,10 +1,11 @@
 //! basic.publish: check, route, hand to queues, return or confirm.
 
-use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode};
+use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode, ShortStr};
 use warren_routing::{Envelope, Exchange, RoutingError, Unroutable};
 
 use crate::channel::assembler::Publication;
 use crate::connection::Connection;
+use crate::direct_reply::{REPLY_TO, REPLY_TO_PREFIX};
 use crate::error::{ChannelError, ConnectionError, Error};
 use crate::message::Message;
 use crate::queue::{Command, ConfirmTo, QueueHandle};
@@ -74,6 +75,26 @@ impl Connection {
                 )))
             })?),
         };
+        // A request naming the direct reply-to pseudo-queue gets this channel's reply
+        // address instead; there must be a reply consumer on the channel.
+        let reply_address = match &properties.reply_to {
+            Some(reply_to) if reply_to.as_str() == REPLY_TO => Some(
+                self.channels
+                    .get(&ch)
+                    .and_then(|c| c.reply_consumer.as_ref())
+                    .map(|r| r.address.clone())
+                    .ok_or_else(|| {
+                        failed(ChannelError::precondition_failed(
+                            "fast reply consumer does not exist",
+                        ))
+                    })?,
+            ),
+            _ => None,
+        };
+        if exchange.is_empty() && p.publish.routing_key.as_str().starts_with(REPLY_TO_PREFIX) {
+            drop(snapshot);
+            return self.publish_reply(ch, p, reply_address);
+        }
         let envelope = Envelope::new(&p.publish.routing_key, properties.headers.as_ref())
             .map_err(|e| failed(self.vhost.routing_error(e)))?;
         let queues = self
@@ -87,6 +108,9 @@ impl Connection {
         // BCC routes but is not delivered: the recipients must not see each other.
         if strip_bcc && let Some(headers) = &mut p.header.properties_mut().headers {
             headers.remove("BCC");
+        }
+        if let Some(address) = reply_address {
+            p.header.properties_mut().reply_to = Some(address);
         }
         let routed = Routed {
             message: Message::new(
@@ -106,6 +130,34 @@ impl Connection {
             return Ok(());
         }
         self.enqueue(ch, routed).await.map(|_| ())
+    }
+
+    /// A reply to a direct reply-to address: straight to the requester's channel, or
+    /// dropped if it has gone. It counts as routed, as in RabbitMQ: confirmed, never
+    /// returned.
+    fn publish_reply(
+        &mut self,
+        ch: u16,
+        mut p: Publication,
+        reply_address: Option<ShortStr>,
+    ) -> Result<(), Error> {
+        if let Some(address) = reply_address {
+            p.header.properties_mut().reply_to = Some(address);
+        }
+        let message = Message::new(
+            &p.publish.exchange,
+            &p.publish.routing_key,
+            &p.header.raw_properties(),
+            p.body,
+        );
+        self.broker
+            .direct_replies
+            .deliver(p.publish.routing_key.as_str(), message);
+        if let Some(confirms) = self.channel(ch)?.confirms.as_mut() {
+            confirms.publish(0, None);
+            self.confirms_dirty = true;
+        }
+        Ok(())
     }
 
     /// Counts and logs a message that routed nowhere; true when its exchange rejects

@@ -9,6 +9,7 @@ use warren_routing::{ExchangeKind, ExchangeSpec};
 
 use crate::channel::arguments;
 use crate::connection::Connection;
+use crate::direct_reply::{REPLY_TO, REPLY_TO_PREFIX};
 use crate::error::{ChannelError, Error};
 use crate::names;
 use crate::queue::{Command, Settings};
@@ -100,6 +101,9 @@ impl Connection {
         } else {
             self.queue_name(ch, &m.queue)?
         };
+        if name.as_str().starts_with(REPLY_TO) {
+            return self.declare_reply_queue(ch, name, m.no_wait);
+        }
         let (queue, created) = if m.passive {
             let queue = self.vhost.queue(&name)?;
             queue.check_owner(self.handle.id)?;
@@ -258,6 +262,29 @@ impl Connection {
     }
 
     /// The queue a name means: an empty name is the channel's last declared queue.
+    /// A declare of the direct reply-to pseudo-queue, or of a reply address: as
+    /// RabbitMQ, it succeeds (0 messages, 1 consumer) when the name is the pseudo-queue
+    /// or a live reply address, passive or not, and creates nothing.
+    fn declare_reply_queue(&mut self, ch: u16, name: ShortStr, no_wait: bool) -> Result<(), Error> {
+        let live = name.as_str() == REPLY_TO
+            || (name.as_str().starts_with(REPLY_TO_PREFIX)
+                && self.broker.direct_replies.is_live(&name));
+        if !live {
+            return Err(self.vhost.no_queue(&name).into());
+        }
+        if !no_wait {
+            self.out.method(
+                ch,
+                QueueDeclareOk {
+                    queue: name,
+                    message_count: 0,
+                    consumer_count: 1,
+                },
+            );
+        }
+        Ok(())
+    }
+
     pub(crate) fn queue_name(&mut self, ch: u16, name: &ShortStr) -> Result<ShortStr, Error> {
         if !name.is_empty() {
             return Ok(name.clone());

@@ -1,10 +1,11 @@
 //! Events from queues: deliveries to write, confirms to batch, consumers cancelled.
 
-use warren_codec::{BasicAck, BasicCancel, BasicDeliver, BasicNack, Method};
+use warren_codec::{BasicAck, BasicCancel, BasicDeliver, BasicNack, Method, ShortStr};
 
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
 use crate::connection::events::{Delivery, Event};
+use crate::message::Message;
 use crate::queue::{Command, Settle};
 
 /// Events handled per wake-up before the socket is written.
@@ -19,6 +20,11 @@ impl Connection {
                 }
             }
             Event::Deliver(delivery) => self.deliver(delivery).await,
+            Event::DirectReply {
+                channel,
+                consumer_tag,
+                message,
+            } => self.deliver_reply(channel, consumer_tag, message),
             Event::Confirm { channel, seq, ack } => {
                 if let Some(confirms) = self
                     .channels
@@ -58,6 +64,28 @@ impl Connection {
                 Err(_) => break,
             }
         }
+    }
+
+    /// A direct reply: delivered if its consumer is still there, else dropped.
+    fn deliver_reply(&mut self, ch: u16, consumer_tag: ShortStr, message: Message) {
+        let open = self.is_open();
+        let Some(channel) = self.channels.get_mut(&ch).filter(|c| {
+            open && !c.is_closing()
+                && c.reply_consumer
+                    .as_ref()
+                    .is_some_and(|r| r.tag == consumer_tag)
+        }) else {
+            return;
+        };
+        let method = Method::BasicDeliver(BasicDeliver {
+            consumer_tag,
+            delivery_tag: channel.unacked.skip(),
+            redelivered: false,
+            exchange: message.exchange(),
+            routing_key: message.routing_key(),
+        });
+        self.out
+            .content_raw(ch, &method, message.properties(), message.body());
     }
 
     async fn deliver(&mut self, d: Delivery) {

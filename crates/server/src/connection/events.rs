@@ -90,4 +90,10 @@ pub(crate) enum Event {
     },
     /// Several events from one queue's wake-up, in order.
     Batch(Vec<Event>),
+    /// A reply for the channel's direct reply-to consumer (no-ack, no queue).
+    DirectReply {
+        channel: u16,
+        consumer_tag: ShortStr,
+        message: crate::message::Message,
+    },
 }
