@@ -93,7 +93,10 @@ impl Segments {
                     s.total -= s.live.remove(queue).unwrap_or(0);
                 }
             }
+            // Carried records were counted where they were first written.
             Record::Return { .. }
+            | Record::CarriedRemove { .. }
+            | Record::CarriedReturn { .. }
             | Record::Clean
             | Record::Open
             | Record::DefPut { .. }
@@ -109,6 +112,27 @@ impl Segments {
             .take_while(|(start, s)| s.total == 0 && Some(**start) != current)
             .map(|(start, _)| *start)
             .collect()
+    }
+
+    /// Dead segments that [`Segments::reclaimable`] cannot delete because an older
+    /// segment still holds a live message (and not `current`), oldest first.
+    pub(crate) fn stranded(&self, current: Option<u64>) -> Vec<u64> {
+        self.segments
+            .iter()
+            .skip_while(|(_, s)| s.total == 0)
+            .filter(|(start, s)| s.total == 0 && Some(**start) != current)
+            .map(|(start, _)| *start)
+            .collect()
+    }
+
+    /// Whether `id` lies in a segment still tracked (older than `before`).
+    pub(crate) fn holds_before(&self, id: u64, before: u64) -> bool {
+        id < before
+            && self
+                .segments
+                .range(..=id)
+                .next_back()
+                .is_some_and(|(_, s)| id < s.end)
     }
 
     /// Stops tracking a deleted segment.
@@ -155,6 +179,21 @@ mod tests {
         });
         assert_eq!(s.reclaimable(None), vec![0, 100]);
         assert_eq!(s.reclaimable(Some(100)), vec![0]);
+    }
+
+    #[test]
+    fn dead_segments_behind_a_live_one_are_stranded() {
+        let mut s = Segments::default();
+        s.open(0, 100);
+        s.open(100, 200);
+        s.open(200, 300);
+        s.open(300, 400);
+        s.count(150, 1);
+        assert_eq!(s.stranded(None), vec![200, 300]);
+        assert_eq!(s.stranded(Some(300)), vec![200]);
+        assert!(s.holds_before(150, 200));
+        assert!(!s.holds_before(150, 100));
+        assert!(!s.holds_before(450, 500));
     }
 
     #[test]

@@ -20,6 +20,8 @@ const CLEAN: u8 = 5;
 const DEF_PUT: u8 = 6;
 const DEF_DELETE: u8 = 7;
 const OPEN: u8 = 8;
+const CARRIED_REMOVE: u8 = 9;
+const CARRIED_RETURN: u8 = 10;
 
 /// One decoded record. Byte fields are ranges into the buffer it was read from, so
 /// reading a segment copies nothing until the caller keeps a payload.
@@ -45,6 +47,11 @@ pub(crate) enum Record {
     Clean,
     /// The store was opened: whatever follows, a clean mark before this is stale.
     Open,
+    /// A [`Record::Remove`] moved out of a segment being deleted: the same for
+    /// recovery; already counted by the writer's accounting.
+    CarriedRemove { queue: u32, ids: Vec<u64> },
+    /// A [`Record::Return`] moved out of a segment being deleted.
+    CarriedReturn { queue: u32, ids: Vec<u64> },
     /// A definition (key, value) was set.
     DefPut {
         key: Range<usize>,
@@ -108,6 +115,21 @@ pub(crate) fn remove(buf: &mut BytesMut, queue: u32, ids: &[u64]) {
 
 pub(crate) fn returned(buf: &mut BytesMut, queue: u32, ids: &[u64]) {
     ids_record(buf, RETURN, queue, ids);
+}
+
+/// Writes `record` again, to move it out of a segment about to be deleted. Only
+/// removes, returns and queue deletions are ever carried.
+pub(crate) fn carry(buf: &mut BytesMut, record: &Record) {
+    match record {
+        Record::Remove { queue, ids } | Record::CarriedRemove { queue, ids } => {
+            ids_record(buf, CARRIED_REMOVE, *queue, ids);
+        }
+        Record::Return { queue, ids } | Record::CarriedReturn { queue, ids } => {
+            ids_record(buf, CARRIED_RETURN, *queue, ids);
+        }
+        Record::QueueDeleted { queue } => queue_deleted(buf, *queue),
+        _ => {}
+    }
 }
 
 pub(crate) fn queue_deleted(buf: &mut BytesMut, queue: u32) {
@@ -241,6 +263,14 @@ fn decode(body: &[u8], base: usize) -> Option<Record> {
             ids: c.ids()?,
         },
         RETURN => Record::Return {
+            queue: c.u32()?,
+            ids: c.ids()?,
+        },
+        CARRIED_REMOVE => Record::CarriedRemove {
+            queue: c.u32()?,
+            ids: c.ids()?,
+        },
+        CARRIED_RETURN => Record::CarriedReturn {
             queue: c.u32()?,
             ids: c.ids()?,
         },

@@ -84,14 +84,14 @@ impl Replay {
                     });
                 }
             }
-            Record::Remove { queue, ids } => {
+            Record::Remove { queue, ids } | Record::CarriedRemove { queue, ids } => {
                 if let Some(messages) = self.queues.get_mut(&queue) {
                     for id in ids {
                         messages.remove(id);
                     }
                 }
             }
-            Record::Return { queue, ids } => {
+            Record::Return { queue, ids } | Record::CarriedReturn { queue, ids } => {
                 if let Some(messages) = self.queues.get_mut(&queue) {
                     for id in ids {
                         if let Some(m) = messages.get_mut(id) {

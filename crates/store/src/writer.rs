@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::accounting::Segments;
+use crate::record::{self, Record};
 use crate::recovery::{self, DEFINITIONS};
 use crate::segment;
 
@@ -133,6 +134,11 @@ pub(crate) struct Writer {
     current: Option<Current>,
     segments: Segments,
     definitions: Definitions,
+    /// Records moved out of dead segments, to append, by segment.
+    carries: Vec<(u64, BytesMut)>,
+    /// Segments to delete once the log is durable past a position (their carried
+    /// records are then safe); 0 when nothing had to move.
+    doomed: Vec<(u64, u64)>,
 }
 
 /// How long a batch under load may gather before its sync, and below what size.
@@ -163,6 +169,8 @@ impl Writer {
             fsync,
             segment_size,
             current: None,
+            carries: Vec::new(),
+            doomed: Vec::new(),
             segments,
             definitions: Definitions {
                 file: Some(file),
@@ -203,6 +211,9 @@ impl Writer {
             };
             let end = base + log.len() as u64;
             let result = self.write(base, &log, &definitions, sync && self.fsync);
+            // Before the progress is told: whoever sees it sees the carries pending.
+            let durable = result.is_ok() && (sync || !self.fsync);
+            self.settle_carries(shared, durable.then_some(end));
             shared.progress.send_modify(|progress| {
                 if let Err(e) = &result {
                     error!(error = %e, directory = %self.dir.display(),
@@ -240,7 +251,11 @@ impl Writer {
             result?;
             segment::scan(log, |_, record| self.segments.apply(&record));
         }
-        self.reclaim()
+        // The batch is written: failing to free space fails nothing in it.
+        if let Err(e) = self.reclaim() {
+            error!(error = %e, directory = %self.dir.display(), "cannot reclaim dead segments");
+        }
+        Ok(())
     }
 
     fn append(&mut self, base: u64, log: &[u8], sync: bool) -> io::Result<()> {
@@ -301,7 +316,87 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes the segments nothing live needs any more.
+    /// Appends the records carried out of dead segments (the next batch writes and
+    /// syncs them), and deletes the segments whose carried records are durable.
+    fn settle_carries(&mut self, shared: &Shared, durable: Option<u64>) {
+        if !self.carries.is_empty() {
+            let mut p = shared.lock();
+            for (start, records) in self.carries.drain(..) {
+                if records.is_empty() {
+                    // Nothing to move: it can go now.
+                    self.doomed.push((start, 0));
+                    continue;
+                }
+                p.log.extend_from_slice(&records);
+                let after = p.next + p.log.len() as u64;
+                self.doomed.push((start, after));
+                p.needs_sync = true;
+            }
+        }
+        let durable = durable.unwrap_or(0);
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .doomed
+            .drain(..)
+            .partition(|(_, after)| *after <= durable);
+        self.doomed = later;
+        for (start, _) in &due {
+            self.readers.remove(*start);
+            if let Err(e) = fs::remove_file(segment::path(&self.dir, *start)) {
+                error!(error = %e, segment = start, "cannot delete a dead segment");
+            }
+        }
+        if !due.is_empty()
+            && let Err(e) = segment::sync_dir(&self.dir)
+        {
+            error!(error = %e, "cannot sync the store directory");
+        }
+    }
+
+    /// Moves what a dead segment behind a live one still says about older segments
+    /// (removes, returns, queue deletions) to the end of the log, so that the segment
+    /// can go without bringing anything back at recovery.
+    fn carry(&mut self, start: u64) -> io::Result<()> {
+        let buf = fs::read(segment::path(&self.dir, start))?;
+        let mut carried = BytesMut::new();
+        let segments = &self.segments;
+        segment::scan(&buf, |_, record| {
+            let keep = |ids: &[u64]| -> Vec<u64> {
+                ids.iter()
+                    .copied()
+                    .filter(|id| segments.holds_before(*id, start))
+                    .collect()
+            };
+            let kept = match record {
+                Record::Remove { queue, ids } | Record::CarriedRemove { queue, ids } => {
+                    Record::CarriedRemove {
+                        queue,
+                        ids: keep(&ids),
+                    }
+                }
+                Record::Return { queue, ids } | Record::CarriedReturn { queue, ids } => {
+                    Record::CarriedReturn {
+                        queue,
+                        ids: keep(&ids),
+                    }
+                }
+                record @ Record::QueueDeleted { .. } => record,
+                _ => return,
+            };
+            let empty = matches!(
+                &kept,
+                Record::CarriedRemove { ids, .. } | Record::CarriedReturn { ids, .. } if ids.is_empty()
+            );
+            if !empty {
+                record::carry(&mut carried, &kept);
+            }
+        });
+        self.segments.forget(start);
+        self.carries.push((start, carried));
+        Ok(())
+    }
+
+    /// Deletes the segments nothing live needs any more, and moves the ones stranded
+    /// behind a live segment out of the way.
     fn reclaim(&mut self) -> io::Result<()> {
         if let Some(c) = &self.current
             && c.end - c.start >= ROLL_WHEN_DEAD.min(self.segment_size)
@@ -309,9 +404,11 @@ impl Writer {
         {
             self.current = None;
         }
-        let reclaimable = self
-            .segments
-            .reclaimable(self.current.as_ref().map(|c| c.start));
+        let current = self.current.as_ref().map(|c| c.start);
+        for start in self.segments.stranded(current) {
+            self.carry(start)?;
+        }
+        let reclaimable = self.segments.reclaimable(current);
         if reclaimable.is_empty() {
             return Ok(());
         }
