@@ -66,6 +66,7 @@ mod exchange;
 mod outbound;
 mod publish;
 mod queue;
+mod rpc;
 mod status;
 mod uri;
 mod violation;
@@ -80,6 +81,7 @@ pub use publish::{
     Confirmation, PublishOptions, PublisherConfirm, RETURNS_BUFFER, ReturnedMessage, Returns,
 };
 pub use queue::{Overflow, QueueDeclareOptions, QueueDeleteOptions, QueueInfo};
+pub use rpc::RpcClient;
 pub use uri::{ConnectOptions, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PORT};
 
 pub use bytes::Bytes;
