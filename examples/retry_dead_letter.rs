@@ -1,9 +1,9 @@
 //! Retry, then dead-letter: a poison message must not stall the queue.
 //!
 //! A worker reads orders from `example.retry.work`. One of them, `order-poison`, fails
-//! every time: the worker nacks it with requeue, and the queue's `x-delivery-limit`
-//! (3) allows three returns. On its fourth failure the broker dead-letters it, with
-//! reason `delivery_limit`, through the fanout exchange `example.retry.dlx` into
+//! every time: the worker nacks it with requeue, and after its third failed attempt
+//! the queue's `x-delivery-limit` makes the broker dead-letter it, with reason
+//! `delivery_limit`, through the fanout exchange `example.retry.dlx` into
 //! `example.retry.dlq`, where it carries its `x-death` history for a human to inspect.
 //! Meanwhile the good orders published before and after it are all processed.
 //!
@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use futures_util::future::try_join_all;
 use tokio::time::{Instant, timeout, timeout_at};
 use warren_client::{
-    BasicProperties, Confirmation, ConsumeOptions, Connection, Delivery, ExchangeDeclareOptions,
+    BasicProperties, Confirmation, Connection, ConsumeOptions, Delivery, ExchangeDeclareOptions,
     ExchangeDeleteOptions, ExchangeKind, FieldTable, FieldValue, PublishOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
@@ -34,8 +34,11 @@ const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const WORK_QUEUE: &str = "example.retry.work";
 const DLX: &str = "example.retry.dlx";
 const DLQ: &str = "example.retry.dlq";
-/// Returns (nack with requeue) a message may have before it is dead-lettered.
-const RETRIES: u32 = 3;
+/// Deliveries of a failing message before it is given up on.
+const MAX_ATTEMPTS: u32 = 3;
+/// RabbitMQ's `x-delivery-limit` counts returns, not deliveries: a message is
+/// dead-lettered when it comes back more than this many times.
+const DELIVERY_LIMIT: u32 = MAX_ATTEMPTS - 1;
 const POISON: &str = "order-poison";
 /// Good orders on both sides of the poison one: the queue must keep flowing past it.
 const ORDERS: [&str; 7] = [
@@ -67,7 +70,7 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
         .await?;
     channel.queue_bind(DLQ, DLX, "", FieldTable::new()).await?;
     let work_queue = QueueDeclareOptions {
-        delivery_limit: Some(RETRIES),
+        delivery_limit: Some(DELIVERY_LIMIT),
         dead_letter_exchange: Some(DLX.to_owned()),
         ..Default::default()
     };
@@ -124,9 +127,10 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
             dead_letter = Some(delivery);
         } else if order == POISON {
             poison_attempts += 1;
+            // The broker counts returns in this header from the first redelivery on.
             let count = header_i64(&delivery, "x-delivery-count").unwrap_or(0);
             println!(
-                "  {order}: attempt {poison_attempts} failed (x-delivery-count {count}), nacked with requeue"
+                "  {order}: attempt {poison_attempts} of {MAX_ATTEMPTS} failed (x-delivery-count {count}), nacked with requeue"
             );
             delivery.nack(true).await?;
         } else {
@@ -139,13 +143,10 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
     if dead_letter.body != POISON {
         return Err(format!("unexpected message in {DLQ}: {:?}", dead_letter.body).into());
     }
-    // The first try plus one per allowed return.
-    if poison_attempts != RETRIES + 1 {
-        return Err(format!(
-            "{POISON} was tried {poison_attempts} times, expected {}",
-            RETRIES + 1
-        )
-        .into());
+    if poison_attempts != MAX_ATTEMPTS {
+        return Err(
+            format!("{POISON} was tried {poison_attempts} times, expected {MAX_ATTEMPTS}").into(),
+        );
     }
     println!("processed {} good orders: {processed:?}", processed.len());
     println!(

@@ -17,6 +17,8 @@
 //! per queued message (VmRSS growth over the run, divided by the messages), then
 //! deletes the queue (`--keep` leaves it, to measure recovery after a restart).
 //!
+//! `--client warren` drives the same scenario through warren-client instead of lapin.
+//!
 //! `--persistent` declares the queue durable and publishes persistent messages
 //! (delivery-mode 2): the durable path, where a confirm waits for the disk.
 
@@ -46,6 +48,8 @@ struct Args {
     persistent: bool,
     /// Backlog mode: leave the queue and its messages in place.
     keep: bool,
+    /// Drive the broker with warren-client instead of lapin.
+    warren_client: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         topic_bindings: 0,
         persistent: false,
         keep: false,
+        warren_client: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +83,11 @@ fn parse_args() -> Result<Args, String> {
             "--topic-bindings" => args.topic_bindings = number(value()?)? as usize,
             "--persistent" => args.persistent = true,
             "--keep" => args.keep = true,
+            "--client" => match value()?.as_str() {
+                "lapin" => args.warren_client = false,
+                "warren" => args.warren_client = true,
+                other => return Err(format!("--client: lapin or warren, not {other}")),
+            },
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -103,6 +113,106 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 /// Publishes `--messages` into a queue nobody consumes and reports memory per message.
+/// The default scenario (one producer, one queue, one consumer) through warren-client:
+/// the same publishes, window, acks and output as with lapin.
+async fn with_warren_client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use warren_client as wc;
+    if args.topic_bindings > 0 {
+        return Err("--client warren runs the default-exchange scenario only".into());
+    }
+    let queue = format!("throughput-{}", std::process::id());
+    let producer = wc::Connection::connect(&args.uri).await?;
+    let consumer_conn = wc::Connection::connect(&args.uri).await?;
+    let pub_ch = producer.open_channel().await?;
+    let sub_ch = consumer_conn.open_channel().await?;
+    let options = wc::QueueDeclareOptions {
+        durable: args.persistent,
+        ..Default::default()
+    };
+    pub_ch.queue_declare(&queue, options).await?;
+    sub_ch.basic_qos(args.prefetch, false).await?;
+    let consume = wc::ConsumeOptions {
+        no_ack: !args.manual_ack,
+        ..Default::default()
+    };
+    let mut consumer = sub_ch.basic_consume(&queue, consume).await?;
+    if args.confirm > 0 {
+        pub_ch.confirm_select().await?;
+    }
+    let total = args.messages;
+    let manual_ack = args.manual_ack;
+    let ack_every = u64::from(args.prefetch / 2).max(1);
+    let consuming = tokio::spawn(async move {
+        let mut received = 0u64;
+        while let Some(delivery) = consumer.next().await {
+            let delivery = delivery?;
+            received += 1;
+            if manual_ack && (received.is_multiple_of(ack_every) || received == total) {
+                delivery.ack_multiple().await?;
+            }
+            if received == total {
+                break;
+            }
+        }
+        Ok::<u64, wc::Error>(received)
+    });
+    let body = bytes::Bytes::from(vec![b'x'; args.size]);
+    let properties = wc::BasicProperties {
+        delivery_mode: Some(if args.persistent { 2 } else { 1 }),
+        ..Default::default()
+    };
+    let cpu_before = args.broker_pid.and_then(cpu_ticks);
+    let start = Instant::now();
+    let mut window = VecDeque::new();
+    for _ in 0..total {
+        let confirm = pub_ch
+            .basic_publish(
+                "",
+                &queue,
+                body.clone(),
+                properties.clone(),
+                wc::PublishOptions::default(),
+            )
+            .await?;
+        if args.confirm > 0 {
+            window.push_back(confirm);
+            if window.len() >= args.confirm
+                && let Some(oldest) = window.pop_front()
+            {
+                oldest.await?;
+            }
+        }
+    }
+    for confirm in window {
+        confirm.await?;
+    }
+    let published = start.elapsed();
+    let received = consuming.await??;
+    let elapsed = start.elapsed();
+    let cpu_after = args.broker_pid.and_then(cpu_ticks);
+    let cpu_us = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => format!("{:.2}", (a - b) as f64 * 10_000.0 / received as f64),
+        _ => "null".into(),
+    };
+    println!(
+        "{{\"client\": \"warren\", \"messages\": {received}, \"size\": {}, \"confirm\": {}, \
+         \"manual_ack\": {}, \"publish_seconds\": {:.3}, \"seconds\": {:.3}, \
+         \"msg_per_s\": {:.0}, \"broker_cpu_us_per_msg\": {cpu_us}}}",
+        args.size,
+        args.confirm,
+        args.manual_ack,
+        published.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        received as f64 / elapsed.as_secs_f64(),
+    );
+    pub_ch
+        .queue_delete(&queue, wc::QueueDeleteOptions::default())
+        .await?;
+    producer.close().await?;
+    consumer_conn.close().await?;
+    Ok(())
+}
+
 fn properties(args: &Args) -> BasicProperties {
     BasicProperties::default().with_delivery_mode(if args.persistent { 2 } else { 1 })
 }
@@ -225,6 +335,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     if args.backlog {
         return backlog(&args).await;
+    }
+    if args.warren_client {
+        return with_warren_client(&args).await;
     }
     let queue = format!("throughput-{}", std::process::id());
     let producer = Connection::connect(&args.uri, ConnectionProperties::default()).await?;

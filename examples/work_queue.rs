@@ -145,10 +145,13 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
     }
     for (name, pace) in COOKS {
         let count = cooks_of.values().flatten().filter(|&&n| n == name).count();
-        println!("{name:>4} ({} ms a dish) cooked {count} orders", pace.as_millis());
+        println!(
+            "{name} ({} ms a dish) cooked {count} orders",
+            pace.as_millis()
+        );
     }
 
-    let missing: Vec<u32> = (1..=ORDERS)
+    let missing: Vec<u32> = (1..=ORDERS + 1)
         .filter(|order| !cooks_of.contains_key(order))
         .collect();
     let twice: Vec<String> = cooks_of
