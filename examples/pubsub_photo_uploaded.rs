@@ -97,7 +97,7 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
         EARLY.end()
     );
 
-    services.push(subscribe(connection, "moderation", EARLY.chain(LATE).collect()).await?);
+    services.push(subscribe(connection, "moderation", LATE.collect()).await?);
     println!("moderation joins later with a queue of its own");
     announce_uploads(&images, LATE).await?;
     println!(

@@ -62,7 +62,7 @@ const SUBSCRIBERS: [Subscriber; 4] = [
     Subscriber {
         name: "errors",
         patterns: &["*.error"],
-        expected: &["auth.error", "payments.error", "shipping.error", "shipping.warn"],
+        expected: &["auth.error", "payments.error", "shipping.error"],
     },
     Subscriber {
         name: "payments",

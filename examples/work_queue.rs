@@ -151,7 +151,7 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
         );
     }
 
-    let missing: Vec<u32> = (1..=ORDERS + 1)
+    let missing: Vec<u32> = (1..=ORDERS)
         .filter(|order| !cooks_of.contains_key(order))
         .collect();
     let twice: Vec<String> = cooks_of
