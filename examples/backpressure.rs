@@ -22,7 +22,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::time::{sleep, timeout};
+use tokio::time::{Instant, sleep, timeout};
 use warren_client::{
     BasicProperties, Channel, Confirmation, Connection, ConsumeOptions, Delivery, Overflow,
     PublishOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -76,13 +76,14 @@ async fn run(producer: &Connection, consumer: &Connection) -> Result<(), Box<dyn
     channel.queue_declare(QUEUE, bounded).await?;
     println!("{QUEUE} holds at most {CAPACITY} orders; publishing {ORDERS} orders");
 
+    let consumer_channel = consumer.open_channel().await?;
     let (stats, received) = tokio::try_join!(
         produce(producer, channel.clone()),
-        consume(consumer.open_channel().await?)
+        consume(consumer_channel)
     )?;
 
     println!(
-        "producer: {} nacks retried (one order needed {} publishes), {} waits while blocked",
+        "producer: {} publishes nacked and retried (at most {} publishes for one order), {} pauses while blocked",
         stats.nacks, stats.most_attempts, stats.blocked_waits
     );
     let missing: Vec<usize> = (1..=ORDERS).filter(|n| !received.contains_key(n)).collect();
@@ -132,17 +133,8 @@ async fn produce(
             if attempts == MAX_ATTEMPTS {
                 return Err(format!("{order} still refused after {MAX_ATTEMPTS} publishes").into());
             }
+            wait_while_blocked(connection, &mut stats).await?;
             attempts += 1;
-            // The client is told of a block but not woken when it lifts: look again
-            // after a pause.
-            if let Some(reason) = connection.blocked() {
-                if stats.blocked_waits == 0 {
-                    println!("producer: the broker blocks publishers ({reason}); waiting");
-                }
-                stats.blocked_waits += 1;
-                sleep(MAX_BACKOFF).await;
-                continue;
-            }
             let confirm = channel
                 .basic_publish(
                     "",
@@ -177,6 +169,28 @@ async fn produce(
     Ok(stats)
 }
 
+/// Pauses while the broker blocks the connection. The client is told of a block but
+/// not woken when it lifts, so this looks again after each pause.
+async fn wait_while_blocked(
+    connection: &Connection,
+    stats: &mut ProducerStats,
+) -> Result<(), Box<dyn Error>> {
+    let deadline = Instant::now() + WAIT;
+    while let Some(reason) = connection.blocked() {
+        if Instant::now() >= deadline {
+            return Err(
+                format!("the broker blocked publishers for over {WAIT:?}: {reason}").into(),
+            );
+        }
+        if stats.blocked_waits == 0 {
+            println!("producer: the broker blocks publishers ({reason}); waiting");
+        }
+        stats.blocked_waits += 1;
+        sleep(MAX_BACKOFF).await;
+    }
+    Ok(())
+}
+
 /// Handles orders slowly until it has seen every one; returns how often each arrived.
 async fn consume(channel: Channel) -> Result<BTreeMap<usize, u32>, Box<dyn Error>> {
     // One order at a time: the rest wait in the bounded queue, not in this client.
@@ -194,8 +208,8 @@ async fn consume(channel: Channel) -> Result<BTreeMap<usize, u32>, Box<dyn Error
         sleep(HANDLING).await;
         delivery.ack().await?;
     }
-    // A duplicate would still be on its way: the stream ends after the deliveries sent
-    // before the cancel.
+    // Anything still on its way is a duplicate, and counts: after the cancel the stream
+    // yields what the broker sent before it, then ends.
     consumer.cancel().await?;
     while let Some(delivery) = timeout(WAIT, consumer.next())
         .await

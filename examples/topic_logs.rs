@@ -167,8 +167,10 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
         );
         if keys != subscriber.expected {
             wrong.push(format!(
-                "{} got {keys:?} instead of {:?}",
-                subscriber.name, subscriber.expected
+                "{} got [{}] instead of [{}]",
+                subscriber.name,
+                keys.join(", "),
+                subscriber.expected.join(", ")
             ));
         }
     }

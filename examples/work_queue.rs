@@ -151,25 +151,23 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
         );
     }
 
-    let missing: Vec<u32> = (1..=ORDERS)
+    let mut problems = Vec::new();
+    let missing: Vec<String> = (1..=ORDERS)
         .filter(|order| !cooks_of.contains_key(order))
+        .map(|order| order.to_string())
         .collect();
-    let twice: Vec<String> = cooks_of
-        .iter()
-        .filter(|(_, cooks)| cooks.len() > 1)
-        .map(|(order, cooks)| format!("{order} (by {})", cooks.join(" and ")))
-        .collect();
-    let strangers: Vec<u32> = cooks_of
-        .keys()
-        .copied()
-        .filter(|order| !(1..=ORDERS).contains(order))
-        .collect();
-    if !missing.is_empty() || !twice.is_empty() || !strangers.is_empty() {
-        return Err(format!(
-            "orders never cooked: {missing:?}; cooked more than once: {twice:?}; \
-             not from this waiter: {strangers:?}"
-        )
-        .into());
+    if !missing.is_empty() {
+        problems.push(format!("orders never cooked: {}", missing.join(", ")));
+    }
+    for (order, cooks) in &cooks_of {
+        if !(1..=ORDERS).contains(order) {
+            problems.push(format!("order {order} is not from this waiter"));
+        } else if cooks.len() > 1 {
+            problems.push(format!("order {order} cooked by {}", cooks.join(" and ")));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; ").into());
     }
     let busy = COOKS
         .iter()
