@@ -84,6 +84,7 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
     let mut kitchen = Vec::new();
     for (name, pace) in COOKS {
         let channel = connection.open_channel().await?;
+        // One unacknowledged ticket per cook: the next goes to whoever is free.
         channel.basic_qos(1, false).await?;
         let tickets = channel
             .basic_consume(QUEUE, ConsumeOptions::default())
@@ -137,6 +138,15 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
             .await
             .map_err(|_| "a cook kept cooking after closing time")???;
     }
+    // Every cook has stopped: what they reported after the last order counts too.
+    while let Ok(report) = reports.try_recv() {
+        cooked.push(report);
+    }
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let left = waiter.queue_declare(QUEUE, passive).await?.message_count;
 
     let mut cooks_of: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
     for (name, order) in cooked {
@@ -152,6 +162,9 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
     }
 
     let mut problems = Vec::new();
+    if left > 0 {
+        problems.push(format!("{left} tickets still on the line"));
+    }
     let missing: Vec<String> = (1..=ORDERS)
         .filter(|order| !cooks_of.contains_key(order))
         .map(|order| order.to_string())
