@@ -143,7 +143,7 @@ async fn run(connection: &Connection) -> Result<(), Box<dyn Error>> {
     if dead_letter.body != POISON {
         return Err(format!("unexpected message in {DLQ}: {:?}", dead_letter.body).into());
     }
-    if poison_attempts != MAX_ATTEMPTS + 1 {
+    if poison_attempts != MAX_ATTEMPTS {
         return Err(
             format!("{POISON} was tried {poison_attempts} times, expected {MAX_ATTEMPTS}").into(),
         );
