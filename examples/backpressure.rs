@@ -22,7 +22,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{sleep, timeout};
 use warren_client::{
     BasicProperties, Channel, Confirmation, Connection, ConsumeOptions, Delivery, Overflow,
     PublishOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -169,25 +169,22 @@ async fn produce(
     Ok(stats)
 }
 
-/// Pauses while the broker blocks the connection. The client is told of a block but
-/// not woken when it lifts, so this looks again after each pause.
+/// Pauses while the broker blocks the connection (connection.blocked), until it says
+/// connection.unblocked.
 async fn wait_while_blocked(
     connection: &Connection,
     stats: &mut ProducerStats,
 ) -> Result<(), Box<dyn Error>> {
-    let deadline = Instant::now() + WAIT;
-    while let Some(reason) = connection.blocked() {
-        if Instant::now() >= deadline {
-            return Err(
-                format!("the broker blocked publishers for over {WAIT:?}: {reason}").into(),
-            );
-        }
-        if stats.blocked_waits == 0 {
-            println!("producer: the broker blocks publishers ({reason}); waiting");
-        }
-        stats.blocked_waits += 1;
-        sleep(MAX_BACKOFF).await;
+    let Some(reason) = connection.blocked() else {
+        return Ok(());
+    };
+    if stats.blocked_waits == 0 {
+        println!("producer: the broker blocks publishers ({reason}); waiting");
     }
+    stats.blocked_waits += 1;
+    timeout(WAIT, connection.unblocked())
+        .await
+        .map_err(|_| format!("the broker blocked publishers for over {WAIT:?}: {reason}"))??;
     Ok(())
 }
 

@@ -123,7 +123,8 @@ async fn misuse_is_refused_as_rabbitmq_does() {
     assert_eq!(lapin_reply_code(&acking.unwrap_err()), Some(406));
 
     let (_c, ch) = channel(&broker, "second reply consumer").await;
-    lapin_consume(&ch, REPLY_TO, true).await;
+    // Kept alive: lapin cancels a consumer it drops.
+    let _replies = lapin_consume(&ch, REPLY_TO, true).await;
     let no_ack = BasicConsumeOptions {
         no_ack: true,
         ..Default::default()
@@ -170,7 +171,7 @@ async fn a_reply_to_a_requester_that_has_gone_is_dropped() {
     .await
     .unwrap();
     let mut requests = lapin_consume(&responder, "rpc", true).await;
-    lapin_consume(&requester, REPLY_TO, true).await;
+    let _replies = lapin_consume(&requester, REPLY_TO, true).await;
     request(&requester, "rpc", b"question", "1").await.unwrap();
     let address = next_lapin(&mut requests)
         .await

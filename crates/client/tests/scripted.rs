@@ -193,3 +193,40 @@ async fn client_properties_name_the_connection() {
     assert_eq!(name.and_then(|v| v.as_str()), Some("orders-worker"));
     assert_eq!(&start_ok.response[..], b"\0guest\0guest");
 }
+
+#[tokio::test]
+async fn a_blocked_publisher_learns_when_it_may_go_on() {
+    use futures_util::FutureExt;
+    let (connection, mut server) = connected(0, ConnectOptions::default()).await;
+    within(connection.unblocked()).await.unwrap();
+    let blocked = warren_codec::ConnectionBlocked {
+        reason: "low on memory".into(),
+    };
+    server.send(Frame::method(0, blocked)).await;
+    // A round trip after it: once channel.open-ok is in, the block was seen.
+    let opening = tokio::spawn({
+        let connection = connection.clone();
+        async move { connection.open_channel().await }
+    });
+    assert!(matches!(
+        within(server.method()).await,
+        Method::ChannelOpen(_)
+    ));
+    server
+        .send(Frame::method(1, ChannelOpenOk::default()))
+        .await;
+    within(opening).await.unwrap().unwrap();
+    assert_eq!(connection.blocked().as_deref(), Some("low on memory"));
+    assert!(
+        connection.unblocked().now_or_never().is_none(),
+        "still blocked"
+    );
+    server
+        .send(Frame::method(
+            0,
+            warren_codec::ConnectionUnblocked::default(),
+        ))
+        .await;
+    within(connection.unblocked()).await.unwrap();
+    assert_eq!(connection.blocked(), None);
+}

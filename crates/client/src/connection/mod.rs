@@ -158,6 +158,23 @@ impl Connection {
         self.shared.status.borrow().blocked.clone()
     }
 
+    /// Waits until the broker no longer blocks publishers (at once when it does not):
+    /// a publisher that pauses on connection.blocked resumes on connection.unblocked.
+    /// Fails with the close reason if the connection closes first.
+    pub async fn unblocked(&self) -> Result<(), Error> {
+        let mut status = self.shared.status.clone();
+        match status
+            .wait_for(|s| s.blocked.is_none() || s.closed.is_some())
+            .await
+        {
+            Ok(s) => match &s.closed {
+                Some(reason) => Err(reason.clone()),
+                None => Ok(()),
+            },
+            Err(_) => Err(self.closed_reason()),
+        }
+    }
+
     /// The broker's connection.start properties (product, version, capabilities).
     pub fn server_properties(&self) -> &FieldTable {
         &self.shared.server_properties
