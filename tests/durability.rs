@@ -40,6 +40,39 @@ fn durable() -> QueueDeclareOptions {
     }
 }
 
+async fn declare_durable(channel: &Channel, queue: &str) {
+    within(
+        "queue.declare",
+        channel.queue_declare(queue.into(), durable(), FieldTable::default()),
+    )
+    .await
+    .unwrap();
+}
+
+/// Publishes persistent messages without waiting in between, then checks every
+/// confirm is an ack.
+async fn publish_pipelined(channel: &Channel, queue: &str, bodies: impl Iterator<Item = Vec<u8>>) {
+    let mut confirms = Vec::new();
+    for body in bodies {
+        let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
+        confirms.push(
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for confirm in confirms {
+        assert!(within("confirm", confirm).await.unwrap().is_ack());
+    }
+}
+
 /// Publishes and waits for the broker's ack.
 async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8], mode: u8) {
     let properties = BasicProperties::default()
@@ -213,12 +246,7 @@ async fn delivery_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
     let (connection, ch) = open(&broker, "delivery count before").await;
-    within(
-        "queue.declare",
-        ch.queue_declare("poison".into(), durable(), FieldTable::default()),
-    )
-    .await
-    .unwrap();
+    declare_durable(&ch, "poison").await;
     publish(&ch, "", "poison", b"bad", PERSISTENT).await;
     let mut consumer = lapin_consume(&ch, "poison", false).await;
     let m = next_lapin(&mut consumer).await;
@@ -257,31 +285,8 @@ async fn acked_messages_stay_gone_and_their_segments_are_reclaimed() {
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
     let (connection, ch) = open(&broker, "reclaim").await;
-    within(
-        "queue.declare",
-        ch.queue_declare("work".into(), durable(), FieldTable::default()),
-    )
-    .await
-    .unwrap();
-    let body = vec![b'x'; 1024];
-    let mut confirms = Vec::new();
-    for _ in 0..4000 {
-        let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
-        confirms.push(
-            ch.basic_publish(
-                "".into(),
-                "work".into(),
-                BasicPublishOptions::default(),
-                &body,
-                properties,
-            )
-            .await
-            .unwrap(),
-        );
-    }
-    for confirm in confirms {
-        assert!(within("confirm", confirm).await.unwrap().is_ack());
-    }
+    declare_durable(&ch, "work").await;
+    publish_pipelined(&ch, "work", (0..4000).map(|_| vec![b'x'; 1024])).await;
     let store = dir.path().join("store");
     let full = segment_bytes(&store);
     assert!(full > 4000 * 1024, "4000 KiB stored, {full} bytes on disk");
@@ -321,30 +326,8 @@ async fn a_queue_longer_than_memory_is_read_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
     let (connection, ch) = open(&broker, "paging before").await;
-    within(
-        "queue.declare",
-        ch.queue_declare("long".into(), durable(), FieldTable::default()),
-    )
-    .await
-    .unwrap();
-    let mut confirms = Vec::new();
-    for n in 0..2000 {
-        let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
-        confirms.push(
-            ch.basic_publish(
-                "".into(),
-                "long".into(),
-                BasicPublishOptions::default(),
-                &body(n),
-                properties,
-            )
-            .await
-            .unwrap(),
-        );
-    }
-    for confirm in confirms {
-        assert!(within("confirm", confirm).await.unwrap().is_ack());
-    }
+    declare_durable(&ch, "long").await;
+    publish_pipelined(&ch, "long", (0..2000).map(body)).await;
     let mut consumer = lapin_consume(&ch, "long", false).await;
     for n in 0..1000 {
         let m = next_lapin(&mut consumer).await;
@@ -382,12 +365,7 @@ async fn committed_persistent_messages_survive_a_restart() {
     let broker = TestBroker::start_in(TestBroker::config(), dir.path()).await;
     let connection = connect_lapin(&broker.uri(), "tx before").await.unwrap();
     let ch = connection.create_channel().await.unwrap();
-    within(
-        "queue.declare",
-        ch.queue_declare("ledger".into(), durable(), FieldTable::default()),
-    )
-    .await
-    .unwrap();
+    declare_durable(&ch, "ledger").await;
     within("tx.select", ch.tx_select()).await.unwrap();
     for (body, commit) in [("kept", true), ("rolled back", false)] {
         let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
