@@ -22,6 +22,10 @@ struct Args {
     /// Listen on this address instead of the file's `server.listen`.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve the management API and metrics on this address instead of the file's
+    /// `management.listen` (port 0 picks a free port).
+    #[arg(long)]
+    management_listen: Option<SocketAddr>,
     /// Keep durable state here instead of the file's `server.data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -102,6 +106,9 @@ fn load_config(args: &Args) -> Result<Config, String> {
     }
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(addr) = args.management_listen {
+        config.management = Some(addr);
     }
     Ok(config)
 }

@@ -759,6 +759,8 @@ async fn binary_serves_clients_and_stops_gracefully_on_sigterm() {
         .arg(config)
         .arg("--listen")
         .arg(addr.to_string())
+        .arg("--management-listen")
+        .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir.path())
         .current_dir(data_dir.path())

@@ -37,6 +37,8 @@ async fn start(data_dir: &Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
         .arg("--listen")
         .arg(addr.to_string())
+        .arg("--management-listen")
+        .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::null())

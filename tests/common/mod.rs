@@ -33,6 +33,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A broker running in-process for one test.
 pub struct TestBroker {
     addr: SocketAddr,
+    management: Option<SocketAddr>,
     shutdown: ShutdownHandle,
     run: Option<JoinHandle<std::io::Result<()>>>,
     // Kept only to delete the directory when the broker goes (None: the test owns it).
@@ -64,17 +65,25 @@ impl TestBroker {
     /// which the test keeps: a restart on the same dir finds what was stored.
     pub async fn start_in(mut config: Config, data_dir: &std::path::Path) -> TestBroker {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.management = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.data_dir = data_dir.to_owned();
         let server = Server::bind(config).await.expect("bind 127.0.0.1:0");
         let addr = server.local_addr();
+        let management = server.management_addr();
         let shutdown = server.shutdown_handle();
         let run = tokio::spawn(server.run());
         TestBroker {
             addr,
             shutdown,
             run: Some(run),
+            management,
             _data_dir: None,
         }
+    }
+
+    /// The management API's address.
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management.expect("the management API is on")
     }
 
     /// The address the broker accepts connections on.

@@ -67,6 +67,11 @@ impl Alarm {
         self.update();
     }
 
+    /// Bytes the queues hold now.
+    pub(crate) fn held(&self) -> u64 {
+        u64::try_from(self.held.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
     /// Free disk space went below (or back above) its limit.
     pub(crate) fn set_disk_low(&self, low: bool) {
         if self.disk_low.swap(low, Ordering::AcqRel) != low {

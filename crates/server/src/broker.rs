@@ -76,6 +76,11 @@ impl Broker {
         let _ = tokio::task::spawn_blocking(move || durable.store.close()).await;
     }
 
+    /// Open client connections.
+    pub(crate) fn connection_count(&self) -> u32 {
+        self.connections.load(Ordering::Acquire)
+    }
+
     /// Counts a new connection, or refuses it when `max_connections` is reached.
     pub(crate) fn try_admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
         let max = self.config.limits.max_connections;

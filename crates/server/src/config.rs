@@ -24,6 +24,10 @@ pub use crate::config_error::{ConfigError, Location, Problem};
 /// The configuration used when no file is given: guest/guest from localhost, vhost "/".
 const DEFAULT_TOML: &str = include_str!("default.toml");
 
+/// Where the management API listens unless configured: RabbitMQ's port, loopback only.
+pub const DEFAULT_MANAGEMENT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 15672);
+
 /// The whole broker configuration, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -35,6 +39,9 @@ pub struct Config {
     /// (`server.fsync`, on by default). Off, a confirmed message survives the broker
     /// being killed but not a power cut or an operating system crash.
     pub fsync: bool,
+    /// Where the management HTTP API and metrics listen (`[management] listen`,
+    /// 127.0.0.1:15672 by default); `None` when `enabled = false`.
+    pub management: Option<SocketAddr>,
     /// Protocol and resource limits (`[limits]`).
     pub limits: Limits,
     /// Users allowed to log in (`[[users]]`).
@@ -154,6 +161,7 @@ impl Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 5672)),
             data_dir: PathBuf::from("./data"),
             fsync: true,
+            management: Some(DEFAULT_MANAGEMENT),
             limits: Limits::default(),
             users: vec![UserConfig {
                 name: "guest".to_owned(),
@@ -181,6 +189,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    management: RawManagement,
+    #[serde(default)]
     users: Vec<RawUser>,
     #[serde(default)]
     vhosts: Vec<RawVhost>,
@@ -194,6 +204,13 @@ struct RawServer {
     listen: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
     fsync: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawManagement {
+    enabled: Option<bool>,
+    listen: Option<Spanned<String>>,
 }
 
 /// Integers are read as i64 (TOML's integer type) so range errors can say what is allowed.
@@ -288,11 +305,28 @@ impl Validator<'_> {
             listen,
             data_dir,
             fsync: raw.server.fsync.unwrap_or(true),
+            management: self.management(&raw.management)?,
             limits,
             users,
             vhosts,
             permissions,
         })
+    }
+
+    fn management(&self, raw: &RawManagement) -> Result<Option<SocketAddr>, ConfigError> {
+        if raw.enabled == Some(false) {
+            return Ok(None);
+        }
+        match &raw.listen {
+            None => Ok(Some(DEFAULT_MANAGEMENT)),
+            Some(s) => match s.get_ref().parse() {
+                Ok(addr) => Ok(Some(addr)),
+                Err(_) => {
+                    let problem = Problem::InvalidAddress(s.get_ref().clone());
+                    self.error(s.span().start, "management.listen".into(), problem)
+                }
+            },
+        }
     }
 
     fn limits(&self, raw: &RawLimits) -> Result<Limits, ConfigError> {

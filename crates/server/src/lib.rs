@@ -24,6 +24,7 @@ mod connection;
 mod direct_reply;
 mod durable;
 pub mod error;
+mod management;
 mod message;
 mod names;
 mod queue;

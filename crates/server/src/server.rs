@@ -13,10 +13,13 @@ use crate::alarm;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection;
+use crate::management;
 
 /// A bound broker, ready to [`run`](Server::run).
 pub struct Server {
     listener: TcpListener,
+    /// The management API's listener, unless it is turned off.
+    management: Option<TcpListener>,
     broker: Arc<Broker>,
 }
 
@@ -36,9 +39,16 @@ impl Server {
     /// Opens the message store in `config.data_dir` first and recovers what it holds.
     pub async fn bind(config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
+        let management = match config.management {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("management listener on {addr}: {e}"))
+            })?),
+            None => None,
+        };
         let broker = Broker::open(config).map_err(io::Error::other)?;
         Ok(Server {
             listener,
+            management,
             broker: Arc::new(broker),
         })
     }
@@ -51,15 +61,30 @@ impl Server {
             .unwrap_or(self.broker.config.listen)
     }
 
+    /// The address the management API actually bound, when it is on.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// A handle that stops the server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.broker.shutdown.clone())
     }
 
     /// Accepts connections until shut down, then waits for every connection to close.
-    pub async fn run(self) -> io::Result<()> {
+    pub async fn run(mut self) -> io::Result<()> {
         let tracker = TaskTracker::new();
         let shutdown = self.broker.shutdown.clone();
+        if let Some(listener) = self.management.take() {
+            if let Ok(addr) = listener.local_addr() {
+                info!(address = %addr, "management API and metrics on HTTP");
+            }
+            tracker.spawn(management::serve(
+                listener,
+                self.broker.clone(),
+                shutdown.clone(),
+            ));
+        }
         tracker.spawn(alarm::watch_disk(
             self.broker.config.data_dir.clone(),
             self.broker.config.limits.disk_free_limit,

@@ -32,6 +32,7 @@ impl Broker {
     pub async fn start() -> Broker {
         let mut config = Config::embedded_default();
         config.listen = "127.0.0.1:0".parse().unwrap();
+        config.management = None;
         let data_dir = tempfile::tempdir().expect("a temporary data dir");
         config.data_dir = data_dir.path().to_owned();
         let server = Server::bind(config).await.expect("bind 127.0.0.1:0");

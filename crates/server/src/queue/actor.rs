@@ -35,7 +35,9 @@ use crate::queue::dead_letter::{self, Reason, Target};
 use crate::queue::expiry::Expiry;
 use crate::queue::ready::{Entry, Ready};
 use crate::queue::settings::Overflow;
-use crate::queue::{Command, ConfirmTo, ConsumerSpec, Got, QueueHandle, Restored, Settle};
+use crate::queue::{
+    Command, ConfirmTo, ConsumerSpec, Got, QueueHandle, QueueStats, Restored, Settle,
+};
 use crate::vhost::Vhost;
 
 /// Commands handled per wake-up before delivering.
@@ -403,6 +405,13 @@ impl Queue {
             Command::Counts { reply } => {
                 self.last_used = Instant::now();
                 let _ = reply.send((count(self.ready.len()), count(self.consumers.len())));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(QueueStats {
+                    ready: count(self.ready.len()),
+                    unacked: count(self.unacked.len()),
+                    consumers: count(self.consumers.len()),
+                });
             }
             Command::ChannelClosed {
                 connection,

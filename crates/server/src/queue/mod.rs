@@ -154,6 +154,14 @@ pub(crate) struct Got {
     pub(crate) remaining: u32,
 }
 
+/// What monitoring sees of a queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct QueueStats {
+    pub(crate) ready: u32,
+    pub(crate) unacked: u32,
+    pub(crate) consumers: u32,
+}
+
 /// Who to tell once a published message is safely enqueued.
 pub(crate) struct ConfirmTo {
     pub(crate) connection: ConnectionHandle,
@@ -218,6 +226,10 @@ pub(crate) enum Command {
     /// Reply once everything before this is handled and recorded in the store.
     Flush {
         reply: oneshot::Sender<()>,
+    },
+    /// Depth and consumers, for monitoring: unlike `Counts`, not a use of the queue.
+    Stats {
+        reply: oneshot::Sender<QueueStats>,
     },
 }
 

@@ -1,0 +1,129 @@
+//! The management HTTP API and metrics over real HTTP: basic auth by broker users,
+//! RabbitMQ-shaped queue depth after known traffic, and Prometheus text.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::{TestBroker, connect_lapin, lapin_publish, lapin_table, within};
+
+/// A GET with HTTP/1.1 over a plain socket: the status code and the body.
+async fn get(addr: SocketAddr, path: &str, credentials: Option<&str>) -> (u16, String) {
+    let mut stream = within(
+        "connect to the management API",
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .unwrap();
+    let auth = credentials
+        .map(|c| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            )
+        })
+        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("the HTTP response", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn queue_depth_is_reported_as_rabbitmq_shapes_it() {
+    let broker = TestBroker::start().await;
+    let api = broker.management_addr();
+    let connection = connect_lapin(&broker.uri(), "management").await.unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    let args = lapin_table(&[("x-max-length", AMQPValue::LongInt(100))]);
+    ch.queue_declare("orders".into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "empty".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for body in [b"1", b"2", b"3"] {
+        lapin_publish(&ch, "", "orders", body).await;
+    }
+    // One of the three out with a consumer, unacked.
+    let taken = within(
+        "basic.get",
+        ch.basic_get("orders".into(), BasicGetOptions::default()),
+    )
+    .await
+    .unwrap();
+    assert!(taken.is_some());
+
+    let (status, body) = get(api, "/api/queues/%2F/orders", Some("guest:guest")).await;
+    assert_eq!(status, 200, "{body}");
+    let queue: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(queue["name"], "orders");
+    assert_eq!(queue["vhost"], "/");
+    assert_eq!(queue["messages"], 3);
+    assert_eq!(queue["messages_ready"], 2);
+    assert_eq!(queue["messages_unacknowledged"], 1);
+    assert_eq!(queue["consumers"], 0);
+    assert_eq!(queue["arguments"]["x-max-length"], 100);
+
+    let (status, body) = get(api, "/api/queues", Some("guest:guest")).await;
+    assert_eq!(status, 200);
+    let names: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&body)
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["empty", "orders"]);
+
+    let (status, body) = get(api, "/api/overview", Some("guest:guest")).await;
+    assert_eq!(status, 200);
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(overview["product_name"], "warren");
+    assert_eq!(overview["queue_totals"]["messages_ready"], 2);
+    assert_eq!(overview["object_totals"]["queues"], 2);
+    assert_eq!(overview["object_totals"]["connections"], 1);
+
+    let (status, _) = get(api, "/api/queues/%2F/missing", Some("guest:guest")).await;
+    assert_eq!(status, 404);
+    let (status, metrics) = get(api, "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("warren_queue_messages_ready{vhost=\"/\",queue=\"orders\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("warren_queue_messages_unacked{vhost=\"/\",queue=\"orders\"} 1"));
+    assert!(metrics.contains("warren_connections 1"));
+    drop(connection);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_needs_a_broker_user() {
+    let broker = TestBroker::start().await;
+    let api = broker.management_addr();
+    assert_eq!(get(api, "/api/overview", None).await.0, 401);
+    assert_eq!(get(api, "/api/overview", Some("guest:wrong")).await.0, 401);
+    assert_eq!(get(api, "/api/overview", Some("nobody:guest")).await.0, 401);
+    assert_eq!(get(api, "/api/overview", Some("guest:guest")).await.0, 200);
+    broker.stop().await;
+}
