@@ -118,6 +118,77 @@ async fn queue_depth_is_reported_as_rabbitmq_shapes_it() {
 }
 
 #[tokio::test]
+async fn exchanges_and_bindings_are_listed() {
+    let broker = TestBroker::start().await;
+    let api = broker.management_addr();
+    let connection = connect_lapin(&broker.uri(), "management topology")
+        .await
+        .unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    ch.exchange_declare(
+        "logs".into(),
+        lapin::ExchangeKind::Topic,
+        lapin::options::ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        "errors".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "errors".into(),
+        "logs".into(),
+        "*.error".into(),
+        lapin::options::QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+
+    let (status, body) = get(api, "/api/exchanges/%2F", Some("guest:guest")).await;
+    assert_eq!(status, 200);
+    let exchanges: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let logs = exchanges.iter().find(|x| x["name"] == "logs").unwrap();
+    assert_eq!(
+        (&logs["type"], &logs["durable"]),
+        (&"topic".into(), &false.into())
+    );
+    assert!(exchanges.iter().any(|x| x["name"] == "amq.topic"));
+    assert!(exchanges.iter().any(|x| x["name"] == ""));
+
+    let (status, body) = get(api, "/api/bindings/%2F", Some("guest:guest")).await;
+    assert_eq!(status, 200);
+    let bindings: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let shapes: Vec<(String, String, String)> = bindings
+        .iter()
+        .map(|b| {
+            let s = |k: &str| b[k].as_str().unwrap().to_owned();
+            (s("source"), s("destination"), s("routing_key"))
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("".into(), "errors".into(), "errors".into()),
+            ("logs".into(), "errors".into(), "*.error".into())
+        ]
+    );
+    assert_eq!(
+        get(api, "/api/bindings/nowhere", Some("guest:guest"))
+            .await
+            .0,
+        404
+    );
+    drop(connection);
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn the_api_needs_a_broker_user() {
     let broker = TestBroker::start().await;
     let api = broker.management_addr();

@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{Listing, json};
+use warren_routing::Destination;
+
 use crate::broker::Broker;
 use crate::queue::{QueueHandle, QueueStats};
 
@@ -36,6 +38,85 @@ pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
             "queues": listing.queues.len(),
         },
     })
+}
+
+/// The vhosts to list, by name.
+fn vhosts<'b>(
+    broker: &'b Broker,
+    only: Option<&str>,
+) -> Vec<(&'b String, &'b std::sync::Arc<crate::vhost::Vhost>)> {
+    let mut vhosts: Vec<_> = broker
+        .vhosts
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|wanted| name.as_str() == wanted))
+        .collect();
+    vhosts.sort_by(|a, b| a.0.cmp(b.0));
+    vhosts
+}
+
+/// `GET /api/exchanges[/{vhost}]`: the default exchange (`""`) included, as RabbitMQ
+/// lists it.
+pub(super) fn exchanges(broker: &Broker, vhost: Option<&str>) -> Value {
+    let mut out = Vec::new();
+    for (name, v) in vhosts(broker, vhost) {
+        out.push(json!({
+            "name": "", "vhost": name, "type": "direct", "durable": true,
+            "auto_delete": false, "internal": false, "arguments": {},
+        }));
+        let snapshot = v.snapshot();
+        let mut exchanges: Vec<_> = snapshot.topology.exchanges().collect();
+        exchanges.sort_by(|a, b| a.spec().name.cmp(&b.spec().name));
+        for x in exchanges {
+            let spec = x.spec();
+            out.push(json!({
+                "name": &*spec.name,
+                "vhost": name,
+                "type": spec.kind.name(),
+                "durable": spec.durable,
+                "auto_delete": spec.auto_delete,
+                "internal": spec.internal,
+                "arguments": json::table(&spec.arguments),
+            }));
+        }
+    }
+    Value::Array(out)
+}
+
+/// `GET /api/bindings[/{vhost}]`: the default exchange's implicit binding to each
+/// queue first, as RabbitMQ lists them.
+pub(super) fn bindings(broker: &Broker, vhost: Option<&str>) -> Value {
+    let mut out = Vec::new();
+    for (name, v) in vhosts(broker, vhost) {
+        let snapshot = v.snapshot();
+        let mut queues: Vec<&str> = snapshot.queues.keys().map(|q| &**q).collect();
+        queues.sort_unstable();
+        for queue in queues {
+            out.push(json!({
+                "source": "", "vhost": name, "destination": queue,
+                "destination_type": "queue", "routing_key": queue, "arguments": {},
+            }));
+        }
+        let mut listed = Vec::new();
+        for x in snapshot.topology.exchanges() {
+            for b in x.bindings() {
+                let (destination, kind) = match &b.destination {
+                    Destination::Queue(q) => (q.to_string(), "queue"),
+                    Destination::Exchange(e) => (e.to_string(), "exchange"),
+                };
+                listed.push(json!({
+                    "source": &*x.spec().name,
+                    "vhost": name,
+                    "destination": destination,
+                    "destination_type": kind,
+                    "routing_key": &*b.routing_key,
+                    "arguments": json::table(&b.arguments),
+                }));
+            }
+        }
+        listed.sort_by_key(|b| b.to_string());
+        out.extend(listed);
+    }
+    Value::Array(out)
 }
 
 /// `GET /api/queues[/{vhost}]`.

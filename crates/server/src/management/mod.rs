@@ -101,6 +101,14 @@ async fn respond(
             }
             api::queues(broker, &stats(broker).await, Some(vhost))
         }
+        ["api", "exchanges"] | ["api", "exchanges", ""] => api::exchanges(broker, None),
+        ["api", "exchanges", vhost] if broker.vhosts.contains_key(*vhost) => {
+            api::exchanges(broker, Some(vhost))
+        }
+        ["api", "bindings"] | ["api", "bindings", ""] => api::bindings(broker, None),
+        ["api", "bindings", vhost] if broker.vhosts.contains_key(*vhost) => {
+            api::bindings(broker, Some(vhost))
+        }
         ["api", "queues", vhost, name] => {
             match api::queue(broker, &stats(broker).await, vhost, name) {
                 Some(body) => body,
