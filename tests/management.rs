@@ -198,3 +198,29 @@ async fn the_api_needs_a_broker_user() {
     assert_eq!(get(api, "/api/overview", Some("guest:guest")).await.0, 200);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn open_connections_are_listed_with_their_names() {
+    let broker = TestBroker::start().await;
+    let api = broker.management_addr();
+    let connection = connect_lapin(&broker.uri(), "billing-service")
+        .await
+        .unwrap();
+    let (status, body) = get(api, "/api/connections", Some("guest:guest")).await;
+    assert_eq!(status, 200);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.len(), 1, "{body}");
+    assert_eq!(listed[0]["user"], "guest");
+    assert_eq!(listed[0]["vhost"], "/");
+    assert_eq!(listed[0]["user_provided_name"], "billing-service");
+    assert!(listed[0]["name"].as_str().unwrap().contains(" -> "));
+    let (_, body) = get(api, "/api/vhosts/%2F/connections", Some("guest:guest")).await;
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .len(),
+        1
+    );
+    connection.close(200, "bye".into()).await.unwrap();
+    broker.stop().await;
+}

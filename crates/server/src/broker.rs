@@ -12,6 +12,7 @@ use warren_store::{Options, Store, StoreError};
 use crate::alarm::Alarm;
 use crate::auth::Users;
 use crate::config::Config;
+use crate::connection::registry::Connections;
 use crate::direct_reply::DirectReplies;
 use crate::durable::{self, Durable};
 use crate::queue::Command;
@@ -27,6 +28,8 @@ pub(crate) struct Broker {
     pub(crate) alarm: Arc<Alarm>,
     /// The message store and durable definitions.
     pub(crate) durable: Arc<Durable>,
+    /// The open connections, for the management API.
+    pub(crate) open_connections: Arc<Connections>,
     /// Direct reply-to consumers, by reply address.
     pub(crate) direct_replies: Arc<DirectReplies>,
     connections: AtomicU32,
@@ -56,6 +59,7 @@ impl Broker {
             alarm,
             durable,
             direct_replies: Arc::default(),
+            open_connections: Arc::default(),
             config,
             shutdown: CancellationToken::new(),
             connections: AtomicU32::new(0),

@@ -12,6 +12,7 @@ mod handshake;
 mod heartbeat;
 pub(crate) mod outbound;
 mod permissions;
+pub(crate) mod registry;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,6 +60,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "set_nodelay failed");
     }
+    let local = stream.local_addr().ok();
     let (mut reader, mut writer) = stream.into_split();
     let limits = &broker.config.limits;
     let handshake = async {
@@ -112,6 +114,15 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
         // The handshake checked both; a config without them cannot get here.
         return;
     };
+    let _listed = broker.open_connections.register(registry::Summary {
+        peer,
+        local,
+        user: negotiated.user.name().to_owned(),
+        vhost: negotiated.vhost.clone(),
+        product: negotiated.client.product.clone(),
+        client_name: negotiated.client.connection_name.clone(),
+        connected_at: crate::durable::now_ms(),
+    });
     let mut connection =
         Connection::new(broker, peer, negotiated, vhost, permissions, frames, writer);
     let reason = connection.run().await;

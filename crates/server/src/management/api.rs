@@ -119,6 +119,37 @@ pub(super) fn bindings(broker: &Broker, vhost: Option<&str>) -> Value {
     Value::Array(out)
 }
 
+/// `GET /api/connections` and `/api/vhosts/{vhost}/connections`.
+pub(super) fn connections(broker: &Broker, vhost: Option<&str>) -> Value {
+    Value::Array(
+        broker
+            .open_connections
+            .list()
+            .into_iter()
+            .filter(|c| vhost.is_none_or(|wanted| c.vhost == wanted))
+            .map(|c| {
+                json!({
+                    "name": c.name(),
+                    "vhost": c.vhost,
+                    "user": c.user,
+                    "state": "running",
+                    "protocol": "AMQP 0-9-1",
+                    "peer_host": c.peer.ip().to_string(),
+                    "peer_port": c.peer.port(),
+                    "host": c.local.map(|l| l.ip().to_string()),
+                    "port": c.local.map(|l| l.port()),
+                    "connected_at": c.connected_at,
+                    "user_provided_name": c.client_name,
+                    "client_properties": {
+                        "product": c.product,
+                        "connection_name": c.client_name,
+                    },
+                })
+            })
+            .collect(),
+    )
+}
+
 /// `GET /api/queues[/{vhost}]`.
 pub(super) fn queues(_broker: &Broker, listing: &Listing, vhost: Option<&str>) -> Value {
     Value::Array(

@@ -105,6 +105,10 @@ async fn respond(
         ["api", "exchanges", vhost] if broker.vhosts.contains_key(*vhost) => {
             api::exchanges(broker, Some(vhost))
         }
+        ["api", "connections"] | ["api", "connections", ""] => api::connections(broker, None),
+        ["api", "vhosts", vhost, "connections"] if broker.vhosts.contains_key(*vhost) => {
+            api::connections(broker, Some(vhost))
+        }
         ["api", "bindings"] | ["api", "bindings", ""] => api::bindings(broker, None),
         ["api", "bindings", vhost] if broker.vhosts.contains_key(*vhost) => {
             api::bindings(broker, Some(vhost))
