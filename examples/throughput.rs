@@ -113,6 +113,39 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 /// Publishes `--messages` into a queue nobody consumes and reports memory per message.
+/// What one run of the default scenario measured.
+struct Run {
+    client: &'static str,
+    received: u64,
+    published: std::time::Duration,
+    elapsed: std::time::Duration,
+    /// Broker CPU over the run, in clock ticks (1/100 s), with `--broker-pid`.
+    cpu_ticks: Option<u64>,
+}
+
+impl Run {
+    /// The JSON summary, without its closing brace (callers add their own fields).
+    fn json(&self, args: &Args) -> String {
+        let cpu_us = self.cpu_ticks.map_or("null".into(), |t| {
+            format!("{:.2}", t as f64 * 10_000.0 / self.received as f64)
+        });
+        format!(
+            "{{\"client\": \"{}\", \"messages\": {}, \"size\": {}, \"confirm\": {}, \
+             \"manual_ack\": {}, \"persistent\": {}, \"publish_seconds\": {:.3}, \
+             \"seconds\": {:.3}, \"msg_per_s\": {:.0}, \"broker_cpu_us_per_msg\": {cpu_us}",
+            self.client,
+            self.received,
+            args.size,
+            args.confirm,
+            args.manual_ack,
+            args.persistent,
+            self.published.as_secs_f64(),
+            self.elapsed.as_secs_f64(),
+            self.received as f64 / self.elapsed.as_secs_f64(),
+        )
+    }
+}
+
 /// The default scenario (one producer, one queue, one consumer) through warren-client:
 /// the same publishes, window, acks and output as with lapin.
 async fn with_warren_client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -190,21 +223,14 @@ async fn with_warren_client(args: &Args) -> Result<(), Box<dyn std::error::Error
     let received = consuming.await??;
     let elapsed = start.elapsed();
     let cpu_after = args.broker_pid.and_then(cpu_ticks);
-    let cpu_us = match (cpu_before, cpu_after) {
-        (Some(b), Some(a)) => format!("{:.2}", (a - b) as f64 * 10_000.0 / received as f64),
-        _ => "null".into(),
+    let run = Run {
+        client: "warren",
+        received,
+        published,
+        elapsed,
+        cpu_ticks: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
     };
-    println!(
-        "{{\"client\": \"warren\", \"messages\": {received}, \"size\": {}, \"confirm\": {}, \
-         \"manual_ack\": {}, \"publish_seconds\": {:.3}, \"seconds\": {:.3}, \
-         \"msg_per_s\": {:.0}, \"broker_cpu_us_per_msg\": {cpu_us}}}",
-        args.size,
-        args.confirm,
-        args.manual_ack,
-        published.as_secs_f64(),
-        elapsed.as_secs_f64(),
-        received as f64 / elapsed.as_secs_f64(),
-    );
+    println!("{}}}", run.json(args));
     pub_ch
         .queue_delete(&queue, wc::QueueDeleteOptions::default())
         .await?;
@@ -433,23 +459,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let received = consuming.await??;
     let elapsed = start.elapsed();
     let cpu_after = args.broker_pid.and_then(cpu_ticks);
-
-    let rate = received as f64 / elapsed.as_secs_f64();
-    let cpu_us = match (cpu_before, cpu_after) {
-        (Some(b), Some(a)) => format!("{:.2}", (a - b) as f64 * 10_000.0 / received as f64),
-        _ => "null".into(),
+    let run = Run {
+        client: "lapin",
+        received,
+        published,
+        elapsed,
+        cpu_ticks: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
     };
     println!(
-        "{{\"messages\": {received}, \"size\": {}, \"confirm\": {}, \"manual_ack\": {}, \
-         \"publish_seconds\": {:.3}, \"seconds\": {:.3}, \"msg_per_s\": {:.0}, \
-         \"broker_cpu_us_per_msg\": {cpu_us}, \"topic_bindings\": {}, \
-         \"binding_setup_seconds\": {setup_seconds:.3}}}",
-        args.size,
-        args.confirm,
-        args.manual_ack,
-        published.as_secs_f64(),
-        elapsed.as_secs_f64(),
-        rate,
+        "{}, \"topic_bindings\": {}, \"binding_setup_seconds\": {setup_seconds:.3}}}",
+        run.json(&args),
         args.topic_bindings,
     );
     pub_ch

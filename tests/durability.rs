@@ -14,8 +14,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
 
 use common::{
-    TestBroker, connect_lapin, lapin_consume, lapin_counts, lapin_reply_code, lapin_table,
-    next_lapin, within,
+    TestBroker, connect_lapin, http_get, lapin_consume, lapin_counts, lapin_reply_code,
+    lapin_table, next_lapin, within,
 };
 
 const PERSISTENT: u8 = 2;
@@ -328,6 +328,20 @@ async fn a_queue_longer_than_memory_is_read_back_in_order() {
     let (connection, ch) = open(&broker, "paging before").await;
     declare_durable(&ch, "long").await;
     publish_pipelined(&ch, "long", (0..2000).map(body)).await;
+    // Every message is written now; a declare wakes the queue, which then drops the
+    // bodies past its window. The queue must hold well under the 16 MB it was sent.
+    assert_eq!(lapin_counts(&ch, "long").await.0, 2000);
+    let (status, metrics) = http_get(broker.management_addr(), "/metrics", None).await;
+    assert_eq!(status, 200);
+    let held: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("warren_queued_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("warren_queued_bytes in /metrics");
+    assert!(
+        held < 10 << 20,
+        "the queue holds {held} bytes of 16 MB sent"
+    );
     let mut consumer = lapin_consume(&ch, "long", false).await;
     for n in 0..1000 {
         let m = next_lapin(&mut consumer).await;

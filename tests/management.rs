@@ -4,47 +4,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use base64::Engine;
-
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{TestBroker, connect_lapin, lapin_publish, lapin_table, within};
-
-/// A GET with HTTP/1.1 over a plain socket: the status code and the body.
-async fn get(addr: SocketAddr, path: &str, credentials: Option<&str>) -> (u16, String) {
-    let mut stream = within(
-        "connect to the management API",
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .unwrap();
-    let auth = credentials
-        .map(|c| {
-            format!(
-                "Authorization: Basic {}\r\n",
-                base64::engine::general_purpose::STANDARD.encode(c)
-            )
-        })
-        .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    within("the HTTP response", stream.read_to_end(&mut response))
-        .await
-        .unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+use common::{TestBroker, connect_lapin, http_get as get, lapin_publish, lapin_table, within};
 
 #[tokio::test]
 async fn queue_depth_is_reported_as_rabbitmq_shapes_it() {

@@ -795,3 +795,35 @@ pub async fn lapin_consume(channel: &lapin::Channel, queue: &str, no_ack: bool) 
     .await
     .unwrap_or_else(|e| panic!("consume '{queue}': {e}"))
 }
+
+/// A GET with HTTP/1.1 over a plain socket: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str, credentials: Option<&str>) -> (u16, String) {
+    let mut stream = within(
+        "connect to the management API",
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .unwrap();
+    let auth = credentials
+        .map(|c| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c)
+            )
+        })
+        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("the HTTP response", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

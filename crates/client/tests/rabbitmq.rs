@@ -4,6 +4,8 @@
 //! says so. Names carry the process id, so runs do not collide.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -176,23 +178,7 @@ async fn rpc_over_direct_reply_to() {
     let server = within(connection.open_channel()).await.unwrap();
     let queue = name("rpc");
     fresh_queue(&server, &queue).await;
-    let mut requests = within(server.basic_consume(&queue, ConsumeOptions::default()))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Some(Ok(request)) = requests.next().await {
-            let properties = BasicProperties {
-                correlation_id: request.properties.correlation_id.clone(),
-                ..Default::default()
-            };
-            let reply_to = request.properties.reply_to.clone().unwrap_or_default();
-            let answer = String::from_utf8_lossy(&request.body).to_uppercase();
-            let _ = server
-                .basic_publish("", &reply_to, answer, properties, PublishOptions::default())
-                .await;
-            let _ = request.ack().await;
-        }
-    });
+    common::upper_case_responder(server, &queue).await;
     let rpc = within(RpcClient::new(&connection)).await.unwrap();
     let reply = within(rpc.call("", &queue, "ping", BasicProperties::default(), WAIT))
         .await

@@ -8,35 +8,15 @@ mod common;
 use std::time::Duration;
 
 use common::{Broker, within};
-use futures_util::StreamExt;
-use warren_client::{
-    BasicProperties, Channel, ConsumeOptions, Error, PublishOptions, QueueDeclareOptions, RpcClient,
-};
+use warren_client::{BasicProperties, Channel, Error, QueueDeclareOptions, RpcClient};
 
-/// Answers every request on `queue` with its body in upper case.
+/// Declares `queue` and answers its requests in upper case.
 async fn responder(channel: Channel, queue: &str) {
     channel
         .queue_declare(queue, QueueDeclareOptions::default())
         .await
         .unwrap();
-    let mut requests = channel
-        .basic_consume(queue, ConsumeOptions::default())
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Some(Ok(request)) = requests.next().await {
-            let properties = BasicProperties {
-                correlation_id: request.properties.correlation_id.clone(),
-                ..Default::default()
-            };
-            let reply_to = request.properties.reply_to.clone().unwrap_or_default();
-            let answer = String::from_utf8_lossy(&request.body).to_uppercase();
-            let _ = channel
-                .basic_publish("", &reply_to, answer, properties, PublishOptions::default())
-                .await;
-            let _ = request.ack().await;
-        }
-    });
+    common::upper_case_responder(channel, queue).await;
 }
 
 #[tokio::test]

@@ -93,3 +93,27 @@ pub async fn within<F: Future>(future: F) -> F::Output {
         .await
         .expect("timed out waiting for the broker")
 }
+
+/// An RPC responder: answers every request on `queue` (which must exist) with its body
+/// in upper case, to the request's `reply-to`, with its correlation id.
+pub async fn upper_case_responder(channel: warren_client::Channel, queue: &str) {
+    use futures_util::StreamExt;
+    let mut requests = channel
+        .basic_consume(queue, warren_client::ConsumeOptions::default())
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(Ok(request)) = requests.next().await {
+            let properties = warren_client::BasicProperties {
+                correlation_id: request.properties.correlation_id.clone(),
+                ..Default::default()
+            };
+            let reply_to = request.properties.reply_to.clone().unwrap_or_default();
+            let answer = String::from_utf8_lossy(&request.body).to_uppercase();
+            let _ = channel
+                .basic_publish("", &reply_to, answer, properties, Default::default())
+                .await;
+            let _ = request.ack().await;
+        }
+    });
+}

@@ -88,7 +88,9 @@ impl Confirms {
                 continue;
             };
             match progress.outcome(position) {
-                None => {}
+                // A channel's publishes are stored in sequence order and the store
+                // writes in position order: nothing after this one is settled either.
+                None => break,
                 Some(false) => done.push((*seq, false)),
                 Some(true) => {
                     waiting.store = None;

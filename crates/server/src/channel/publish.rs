@@ -198,14 +198,8 @@ impl Connection {
             self.out
                 .content_raw(ch, &method, message.properties(), message.body());
         }
-        let stored = if reject {
-            0
-        } else {
-            self.vhost.durable.persist(&message, expiration, &queues)
-        };
-        let channel = self.channel(ch)?;
         if reject {
-            match channel.confirms.as_mut() {
+            match self.channel(ch)?.confirms.as_mut() {
                 Some(confirms) => {
                     confirms.publish_refused();
                     self.confirms_dirty = true;
@@ -225,8 +219,10 @@ impl Connection {
             }
             return Ok(None);
         }
+        let stored = self.vhost.durable.persist(&message, expiration, &queues);
         // A stored message is confirmed once the store has synced it, too.
         let sync = (stored != 0).then_some(stored);
+        let channel = self.channel(ch)?;
         let queue_count = u32::try_from(queues.len()).unwrap_or(u32::MAX);
         let seq = channel
             .confirms

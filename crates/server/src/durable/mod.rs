@@ -42,20 +42,12 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl Durable {
-    /// Wraps an opened store; queue ids continue after the highest one in use.
+    /// Wraps an opened store; queue ids continue after the highest one its log names
+    /// (recovery raises that past the stored definitions, [`Durable::in_use`]).
     pub(crate) fn new(store: Store, recovered: &Recovered) -> Durable {
-        let stored = recovered
-            .definitions
-            .iter()
-            .filter_map(|(k, v)| match definitions::decode(k, v) {
-                Some(definitions::Definition::Queue(q)) => Some(q.id),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
         Durable {
             store,
-            next_queue: AtomicU32::new(stored.max(recovered.max_queue_id) + 1),
+            next_queue: AtomicU32::new(recovered.max_queue_id + 1),
             #[cfg(test)]
             _dir: None,
         }
@@ -71,6 +63,12 @@ impl Durable {
         let mut durable = Durable::new(store, &recovered);
         durable._dir = Some(dir);
         std::sync::Arc::new(durable)
+    }
+
+    /// Queue id `id` is taken (by a recovered definition): never allocate it.
+    pub(crate) fn in_use(&self, id: u32) {
+        self.next_queue
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
     }
 
     /// A queue id never used before in this store.

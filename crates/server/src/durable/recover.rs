@@ -24,7 +24,10 @@ pub(crate) fn recover(
     for (key, value) in &recovered.definitions {
         match definitions::decode(key, value) {
             Some(Definition::Exchange(vhost, spec)) => exchanges.push((vhost, spec)),
-            Some(Definition::Queue(q)) => queues.push(q),
+            Some(Definition::Queue(q)) => {
+                durable.in_use(q.id);
+                queues.push(q);
+            }
             Some(Definition::Binding(b)) => bindings.push(b),
             None => warn!("unreadable definition in the store; ignored"),
         }

@@ -151,7 +151,7 @@ pub(super) fn connections(broker: &Broker, vhost: Option<&str>) -> Value {
 }
 
 /// `GET /api/queues[/{vhost}]`.
-pub(super) fn queues(_broker: &Broker, listing: &Listing, vhost: Option<&str>) -> Value {
+pub(super) fn queues(listing: &Listing, vhost: Option<&str>) -> Value {
     Value::Array(
         listing
             .queues
@@ -163,7 +163,7 @@ pub(super) fn queues(_broker: &Broker, listing: &Listing, vhost: Option<&str>) -
 }
 
 /// `GET /api/queues/{vhost}/{name}`.
-pub(super) fn queue(_broker: &Broker, listing: &Listing, vhost: &str, name: &str) -> Option<Value> {
+pub(super) fn queue(listing: &Listing, vhost: &str, name: &str) -> Option<Value> {
     listing
         .queues
         .iter()

@@ -92,14 +92,12 @@ async fn respond(
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let body = match segments.as_slice() {
         ["api", "overview"] => api::overview(broker, &stats(broker).await),
-        ["api", "queues"] | ["api", "queues", ""] => {
-            api::queues(broker, &stats(broker).await, None)
-        }
+        ["api", "queues"] | ["api", "queues", ""] => api::queues(&stats(broker).await, None),
         ["api", "queues", vhost] => {
             if !broker.vhosts.contains_key(*vhost) {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
-            api::queues(broker, &stats(broker).await, Some(vhost))
+            api::queues(&stats(broker).await, Some(vhost))
         }
         ["api", "exchanges"] | ["api", "exchanges", ""] => api::exchanges(broker, None),
         ["api", "exchanges", vhost] if broker.vhosts.contains_key(*vhost) => {
@@ -113,12 +111,10 @@ async fn respond(
         ["api", "bindings", vhost] if broker.vhosts.contains_key(*vhost) => {
             api::bindings(broker, Some(vhost))
         }
-        ["api", "queues", vhost, name] => {
-            match api::queue(broker, &stats(broker).await, vhost, name) {
-                Some(body) => body,
-                None => return error(StatusCode::NOT_FOUND, "Not Found"),
-            }
-        }
+        ["api", "queues", vhost, name] => match api::queue(&stats(broker).await, vhost, name) {
+            Some(body) => body,
+            None => return error(StatusCode::NOT_FOUND, "Not Found"),
+        },
         _ => return error(StatusCode::NOT_FOUND, "Not Found"),
     };
     reply(StatusCode::OK, "application/json", body.to_string())
