@@ -66,6 +66,7 @@ mod exchange;
 mod outbound;
 mod publish;
 mod queue;
+mod recovery;
 mod rpc;
 mod status;
 mod uri;
@@ -81,6 +82,7 @@ pub use publish::{
     Confirmation, PublishOptions, PublisherConfirm, RETURNS_BUFFER, ReturnedMessage, Returns,
 };
 pub use queue::{Overflow, QueueDeclareOptions, QueueDeleteOptions, QueueInfo};
+pub use recovery::Recovery;
 pub use rpc::RpcClient;
 pub use uri::{ConnectOptions, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PORT};
 

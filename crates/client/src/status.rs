@@ -10,6 +10,10 @@ pub(crate) struct ConnectionStatus {
     pub(crate) closed: Option<Error>,
     /// The server's connection.blocked reason, until connection.unblocked.
     pub(crate) blocked: Option<String>,
+    /// The connection was lost and is reconnecting.
+    pub(crate) recovering: bool,
+    /// How many recoveries have completed.
+    pub(crate) recoveries: u64,
 }
 
 /// A channel's state as the handles see it.

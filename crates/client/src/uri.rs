@@ -17,6 +17,7 @@ use std::time::Duration;
 use warren_codec::FRAME_MIN_SIZE;
 
 use crate::error::Error;
+use crate::recovery::Recovery;
 
 /// The port an `amqp://` URI without one connects to.
 pub const DEFAULT_PORT: u16 = 5672;
@@ -64,6 +65,9 @@ pub struct ConnectOptions {
     pub connection_timeout: Duration,
     /// A name for the connection, shown by the broker's management tools.
     pub connection_name: Option<String>,
+    /// Automatic recovery after a lost connection; `None` (the default) lets the
+    /// connection close instead. See [`Recovery`].
+    pub recovery: Option<Recovery>,
 }
 
 impl Default for ConnectOptions {
@@ -79,6 +83,7 @@ impl Default for ConnectOptions {
             channel_max: None,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             connection_name: None,
+            recovery: None,
         }
     }
 }
@@ -97,6 +102,7 @@ impl fmt::Debug for ConnectOptions {
             .field("channel_max", &self.channel_max)
             .field("connection_timeout", &self.connection_timeout)
             .field("connection_name", &self.connection_name)
+            .field("recovery", &self.recovery)
             .finish()
     }
 }
@@ -114,6 +120,12 @@ impl ConnectOptions {
     /// Names the connection (sent as the `connection_name` client property).
     pub fn connection_name(mut self, name: impl Into<String>) -> Self {
         self.connection_name = Some(name.into());
+        self
+    }
+
+    /// Turns on automatic recovery (see [`Recovery`]).
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = Some(recovery);
         self
     }
 

@@ -99,12 +99,13 @@ impl ChannelState {
                 let _ = reply.send(Ok(method));
             }
             Pending::Consume {
-                sink,
+                mut sink,
                 deliveries,
                 end,
                 reply,
             } => {
                 if let Method::BasicConsumeOk(ok) = method {
+                    sink.method.consumer_tag = ok.consumer_tag.clone();
                     self.consumers.insert(ok.consumer_tag.clone(), sink);
                     // If the caller is gone, the first delivery finds the stream
                     // dropped and cancels the consumer.
@@ -139,6 +140,7 @@ impl ChannelState {
                 self.finish(Error::closed_by_client(false), true);
                 let _ = reply.send(Ok(()));
             }
+            Pending::Replayed { .. } => {}
         }
         Ok(())
     }
@@ -222,13 +224,14 @@ impl ChannelState {
                     .consumers
                     .get(&m.consumer_tag)
                     .is_some_and(|sink| sink.no_ack);
-                let Some(acker) = self.acker(m.delivery_tag, no_ack) else {
+                let delivery_tag = self.app_tag(m.delivery_tag);
+                let Some(acker) = self.acker(delivery_tag, no_ack) else {
                     // Every handle is gone, so the consumer's stream is too.
-                    self.consumer_gone(&m.consumer_tag, m.delivery_tag, out);
+                    self.consumer_gone(&m.consumer_tag, delivery_tag, out);
                     return None;
                 };
                 let delivery = Delivery {
-                    delivery_tag: m.delivery_tag,
+                    delivery_tag,
                     redelivered: m.redelivered,
                     exchange: m.exchange,
                     routing_key: m.routing_key,
@@ -243,17 +246,16 @@ impl ChannelState {
                 no_ack,
                 reply,
             } => {
-                let delivery = self
-                    .acker(method.delivery_tag, no_ack)
-                    .map(|acker| Delivery {
-                        delivery_tag: method.delivery_tag,
-                        redelivered: method.redelivered,
-                        exchange: method.exchange,
-                        routing_key: method.routing_key,
-                        properties,
-                        body,
-                        acker,
-                    });
+                let delivery_tag = self.app_tag(method.delivery_tag);
+                let delivery = self.acker(delivery_tag, no_ack).map(|acker| Delivery {
+                    delivery_tag,
+                    redelivered: method.redelivered,
+                    exchange: method.exchange,
+                    routing_key: method.routing_key,
+                    properties,
+                    body,
+                    acker,
+                });
                 let unread = match delivery {
                     Some(delivery) => reply.send(Ok(Some(delivery))).is_err(),
                     None => true,

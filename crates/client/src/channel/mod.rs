@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use warren_codec::{Method, ShortStr};
 
 use crate::connection::command::{ChannelCommand, ChannelKey, Command, MethodId};
+use crate::connection::recorded::Record;
 use crate::error::Error;
 use crate::publish::{ReturnedMessage, Returns};
 use crate::status::{ChannelStatus, ConnectionStatus};
@@ -53,6 +54,8 @@ pub(crate) struct ChannelShared {
     /// A std Mutex: locked once, by the `returns()` call that takes the receiver,
     /// never across an await.
     pub(crate) returns: Mutex<Option<mpsc::Receiver<ReturnedMessage>>>,
+    /// The connection recovers, so topology changes are reported to it.
+    pub(crate) recording: bool,
 }
 
 impl std::fmt::Debug for Channel {
@@ -176,6 +179,17 @@ impl Channel {
         })
         .await?;
         self.answer(rx).await
+    }
+
+    /// True when topology changes must be reported with [`Channel::record`].
+    pub(crate) fn recording(&self) -> bool {
+        self.shared.recording
+    }
+
+    /// Reports a topology change the broker accepted, for a recovery to replay.
+    pub(crate) async fn record(&self, record: Record) {
+        // A closed mailbox means a closed connection: nothing left to recover.
+        let _ = self.shared.commands.send(Command::Record(record)).await;
     }
 
     /// Queues a cancel for a dropped consumer, without waiting (from `Drop`).

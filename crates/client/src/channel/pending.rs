@@ -45,6 +45,8 @@ pub(crate) enum Pending {
     },
     /// channel.close sent by the client.
     Close { reply: Reply<()> },
+    /// A method a recovery replays to restore the channel; nobody waits on it.
+    Replayed { expect: MethodId },
 }
 
 impl Pending {
@@ -55,6 +57,9 @@ impl Pending {
             Pending::Call {
                 expect: (class_id, method_id),
                 ..
+            }
+            | Pending::Replayed {
+                expect: (class_id, method_id),
             } => method.class_id() == *class_id && method.method_id() == *method_id,
             Pending::Consume { .. } => matches!(method, Method::BasicConsumeOk(_)),
             Pending::Cancel { .. } => matches!(method, Method::BasicCancelOk(_)),
@@ -72,6 +77,9 @@ impl Pending {
             Pending::Call {
                 expect: (class_id, method_id),
                 ..
+            }
+            | Pending::Replayed {
+                expect: (class_id, method_id),
             } => format!("method {class_id}.{method_id}"),
             Pending::Consume { .. } => BasicConsumeOk::NAME.to_owned(),
             Pending::Cancel { .. } => BasicCancelOk::NAME.to_owned(),
@@ -105,6 +113,7 @@ impl Pending {
             Pending::Close { reply } => {
                 let _ = reply.send(Ok(()));
             }
+            Pending::Replayed { .. } => {}
         }
     }
 }

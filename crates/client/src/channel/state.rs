@@ -15,7 +15,8 @@ use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use warren_codec::{
-    BasicCancel, BasicDeliver, BasicGetOk, BasicReject, BasicReturn, ChannelClose, ConfirmSelect,
+    BasicCancel, BasicConsume, BasicConsumeOk, BasicDeliver, BasicGetOk, BasicQos, BasicQosOk,
+    BasicReject, BasicReturn, ChannelClose, ChannelOpen, ChannelOpenOk, ConfirmSelect,
     ConfirmSelectOk, ContentHeader, Method, ShortStr,
 };
 
@@ -23,7 +24,7 @@ use super::assembler::Assembler;
 use super::pending::Pending;
 use super::{Channel, ChannelShared};
 use crate::confirms::ConfirmTracker;
-use crate::connection::command::{ChannelCommand, ChannelKey, Publish, Reply};
+use crate::connection::command::{ChannelCommand, ChannelKey, MethodId, Publish, Reply};
 use crate::consumer::CONSUMER_BUFFER;
 use crate::delivery::Delivery;
 use crate::error::Error;
@@ -47,6 +48,10 @@ pub(crate) struct ConsumerSink {
     pub(crate) no_ack: bool,
     /// A basic.cancel for it is in flight.
     pub(crate) cancelling: bool,
+    /// The basic.consume that started it, with the tag it got: what a recovery sends.
+    pub(crate) method: BasicConsume,
+    /// The per-consumer prefetch in force when it started, restored with it.
+    pub(crate) prefetch: u16,
 }
 
 /// The method that started content being assembled, with what completing it needs.
@@ -94,6 +99,18 @@ pub(crate) struct ChannelState {
     pub(crate) confirms: Option<ConfirmTracker<Waiter>>,
     /// The last basic.qos prefetch count sent, which sizes new consumers' buffers.
     pub(crate) prefetch: u16,
+    /// The last per-consumer (non-global) prefetch count sent.
+    pub(crate) consumer_prefetch: u16,
+    /// The last global prefetch count sent, if any.
+    pub(crate) global_prefetch: Option<u16>,
+    /// tx.select was sent: a recovery cannot restore the uncommitted work.
+    pub(crate) transactional: bool,
+    /// Delivery tags from the broker plus this are the tags the application sees: after
+    /// a recovery the broker counts from 1 again, and the tags handed out before the
+    /// loss (at most this) must not acknowledge the new deliveries.
+    pub(crate) tag_offset: u64,
+    /// The highest delivery tag handed out.
+    pub(crate) last_tag: u64,
     pub(crate) returns: mpsc::Sender<ReturnedMessage>,
     /// A dropped return was logged at warn; later ones go to debug (no warn per message).
     pub(crate) returns_overflowed: bool,
@@ -120,6 +137,11 @@ impl ChannelState {
             consumers: HashMap::new(),
             confirms: None,
             prefetch: 0,
+            consumer_prefetch: 0,
+            global_prefetch: None,
+            transactional: false,
+            tag_offset: 0,
+            last_tag: 0,
             returns,
             returns_overflowed: false,
             status,
@@ -155,13 +177,26 @@ impl ChannelState {
                 expect,
                 reply,
             } => {
-                if let Method::BasicQos(qos) = &method {
-                    self.prefetch = qos.prefetch_count;
+                match &method {
+                    Method::BasicQos(qos) => {
+                        self.prefetch = qos.prefetch_count;
+                        if qos.global {
+                            self.global_prefetch = Some(qos.prefetch_count);
+                        } else {
+                            self.consumer_prefetch = qos.prefetch_count;
+                        }
+                    }
+                    Method::TxSelect(_) => self.transactional = true,
+                    _ => {}
                 }
                 out.method(id, method);
                 self.pending.push_back(Pending::Call { expect, reply });
             }
-            ChannelCommand::Send { method } => out.method(id, method),
+            ChannelCommand::Send { method } => {
+                if let Some(method) = self.to_wire(method) {
+                    out.method(id, method);
+                }
+            }
             ChannelCommand::Publish(publish) => self.publish(*publish, out),
             ChannelCommand::Consume { method, reply } => {
                 // Sized by prefetch: a broker honouring it never overfills the buffer.
@@ -176,6 +211,8 @@ impl ChannelState {
                     end: end_tx,
                     no_ack: method.no_ack,
                     cancelling: false,
+                    method: method.clone(),
+                    prefetch: self.consumer_prefetch,
                 };
                 out.method(id, method);
                 self.pending.push_back(Pending::Consume {
@@ -307,10 +344,13 @@ impl ChannelState {
         if !matches!(self.phase, Phase::Open) {
             return;
         }
+        let wire_tag = self.wire_tag(delivery_tag);
         let Some(sink) = self.consumers.get_mut(consumer_tag) else {
             return;
         };
-        if !sink.no_ack {
+        if !sink.no_ack
+            && let Some(delivery_tag) = wire_tag
+        {
             out.method(
                 self.key.id,
                 BasicReject {
@@ -338,11 +378,14 @@ impl ChannelState {
     /// Gives up a stalled delivery without handing it to its consumer (the consumer is
     /// being cancelled or the channel closed): the broker gets it back to requeue.
     pub(crate) fn release_stall(&mut self, stall: Stall, out: &mut Out<'_>) {
-        if !stall.no_ack && matches!(self.phase, Phase::Open) {
+        if !stall.no_ack
+            && matches!(self.phase, Phase::Open)
+            && let Some(delivery_tag) = self.wire_tag(stall.delivery.delivery_tag)
+        {
             out.method(
                 self.key.id,
                 BasicReject {
-                    delivery_tag: stall.delivery.delivery_tag,
+                    delivery_tag,
                     requeue: true,
                 },
             );
@@ -396,6 +439,119 @@ impl ChannelState {
         }
     }
 
+    /// The broker's delivery tag for one the application holds; `None` for a tag from
+    /// before a recovery, which the broker has requeued already. Tag 0 (with
+    /// `multiple`: every unacknowledged delivery) stays 0.
+    pub(crate) fn wire_tag(&self, tag: u64) -> Option<u64> {
+        if tag == 0 {
+            return Some(0);
+        }
+        tag.checked_sub(self.tag_offset).filter(|&t| t > 0)
+    }
+
+    /// The tag the application sees for a delivery the broker numbered `wire_tag`.
+    pub(crate) fn app_tag(&mut self, wire_tag: u64) -> u64 {
+        let tag = wire_tag.saturating_add(self.tag_offset);
+        self.last_tag = self.last_tag.max(tag);
+        tag
+    }
+
+    /// An acknowledgement with its tag as the broker knows it; `None` when it settles
+    /// a delivery from before a recovery (nothing to send).
+    fn to_wire(&self, method: Method) -> Option<Method> {
+        Some(match method {
+            Method::BasicAck(mut m) => {
+                m.delivery_tag = self.wire_tag(m.delivery_tag)?;
+                m.into()
+            }
+            Method::BasicNack(mut m) => {
+                m.delivery_tag = self.wire_tag(m.delivery_tag)?;
+                m.into()
+            }
+            Method::BasicReject(mut m) => {
+                m.delivery_tag = self.wire_tag(m.delivery_tag)?;
+                m.into()
+            }
+            other => other,
+        })
+    }
+
+    /// The connection was lost and is about to be recovered. Whatever was in flight
+    /// fails with `reason`: calls awaiting answers, unconfirmed publishes, a message
+    /// being received. The consumers stay, to be restarted by [`ChannelState::reopen`].
+    /// Returns false when the channel cannot be recovered and has been finished: it was
+    /// not open, or it is in transaction mode (its uncommitted work is gone).
+    pub(crate) fn lost(&mut self, reason: &Error) -> bool {
+        match self.phase {
+            Phase::Open if !self.transactional => {}
+            Phase::Closing => {
+                // Closed, as the client asked.
+                self.finish(Error::closed_by_client(false), true);
+                return false;
+            }
+            _ => {
+                self.finish(reason.clone(), false);
+                return false;
+            }
+        }
+        for pending in std::mem::take(&mut self.pending) {
+            if let Pending::Cancel { consumer_tag, .. } = &pending {
+                // Cancelled either way: the broker forgot it with the connection.
+                self.consumers.remove(consumer_tag);
+            }
+            pending.fail(reason);
+        }
+        if let Some(Incoming::GetOk { reply, .. }) = self.assembler.abandon() {
+            let _ = reply.send(Err(reason.clone()));
+        }
+        if let Some(tracker) = &mut self.confirms {
+            for outstanding in tracker.drain() {
+                if let Some(waiter) = outstanding.waiter {
+                    let _ = waiter.send(Err(reason.clone()));
+                }
+            }
+            // confirm.select is sent again first thing, and the broker counts from 1.
+            *tracker = ConfirmTracker::default();
+        }
+        self.tag_offset = self.last_tag;
+        true
+    }
+
+    /// Opens the channel again on a recovered connection, in the state it had:
+    /// channel.open, confirm.select, the global prefetch, then each consumer with its
+    /// own prefetch (a server-named queue under its new name). All of it is pipelined
+    /// ahead of whatever the application sends next; a refusal closes the channel as
+    /// any broker close does, ending its consumers with the reason.
+    pub(crate) fn reopen(&mut self, renames: &HashMap<ShortStr, ShortStr>, out: &mut Out<'_>) {
+        let id = self.key.id;
+        let mut replay = |method: Method, pending: &mut VecDeque<Pending>| {
+            let expect = answer_to(&method);
+            out.method(id, method);
+            pending.push_back(Pending::Replayed { expect });
+        };
+        replay(ChannelOpen::default().into(), &mut self.pending);
+        if self.confirms.is_some() {
+            replay(ConfirmSelect { nowait: false }.into(), &mut self.pending);
+        }
+        if let Some(count) = self.global_prefetch {
+            replay(qos(count, true), &mut self.pending);
+        }
+        let mut prefetch = 0;
+        for sink in self.consumers.values_mut() {
+            if let Some(new) = renames.get(&sink.method.queue) {
+                sink.method.queue = new.clone();
+            }
+            if sink.prefetch != prefetch {
+                prefetch = sink.prefetch;
+                replay(qos(prefetch, false), &mut self.pending);
+            }
+            replay(sink.method.clone().into(), &mut self.pending);
+        }
+        if prefetch != self.consumer_prefetch {
+            replay(qos(self.consumer_prefetch, false), &mut self.pending);
+        }
+    }
+
     /// Ends the channel: every waiting call fails with `reason`, consumers end (with
     /// `reason`, unless `clean`), unconfirmed publishes fail, and the handles see it
     /// closed.
@@ -428,5 +584,24 @@ impl ChannelState {
                 }
             }
         }
+    }
+}
+
+fn qos(prefetch_count: u16, global: bool) -> Method {
+    BasicQos {
+        prefetch_size: 0,
+        prefetch_count,
+        global,
+    }
+    .into()
+}
+
+/// The answer to a method [`ChannelState::reopen`] replays.
+fn answer_to(method: &Method) -> MethodId {
+    match method {
+        Method::ChannelOpen(_) => (ChannelOpenOk::CLASS_ID, ChannelOpenOk::METHOD_ID),
+        Method::ConfirmSelect(_) => (ConfirmSelectOk::CLASS_ID, ConfirmSelectOk::METHOD_ID),
+        Method::BasicConsume(_) => (BasicConsumeOk::CLASS_ID, BasicConsumeOk::METHOD_ID),
+        _ => (BasicQosOk::CLASS_ID, BasicQosOk::METHOD_ID),
     }
 }

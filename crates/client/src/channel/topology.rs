@@ -8,6 +8,7 @@ use warren_codec::{
 };
 
 use super::{Channel, name, unexpected};
+use crate::connection::recorded::Record;
 use crate::error::Error;
 use crate::exchange::{ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeKind};
 use crate::queue::{QueueDeclareOptions, QueueDeleteOptions, QueueInfo};
@@ -41,7 +42,11 @@ impl Channel {
             arguments: options.arguments,
             ..Default::default()
         };
+        let recorded = self.recording().then(|| method.clone());
         self.call(method.into(), id!(ExchangeDeclareOk)).await?;
+        if let Some(declare) = recorded {
+            self.record(Record::Exchange(declare)).await;
+        }
         Ok(())
     }
 
@@ -57,7 +62,11 @@ impl Channel {
             if_unused: options.if_unused,
             ..Default::default()
         };
+        let recorded = self.recording().then(|| method.exchange.clone());
         self.call(method.into(), id!(ExchangeDeleteOk)).await?;
+        if let Some(name) = recorded {
+            self.record(Record::ExchangeDeleted(name)).await;
+        }
         Ok(())
     }
 
@@ -77,7 +86,11 @@ impl Channel {
             arguments,
             ..Default::default()
         };
+        let recorded = self.recording().then(|| method.clone());
         self.call(method.into(), id!(ExchangeBindOk)).await?;
+        if let Some(bind) = recorded {
+            self.record(Record::ExchangeBound(bind)).await;
+        }
         Ok(())
     }
 
@@ -96,7 +109,17 @@ impl Channel {
             arguments,
             ..Default::default()
         };
+        let recorded = self.recording().then(|| ExchangeBind {
+            destination: method.destination.clone(),
+            source: method.source.clone(),
+            routing_key: method.routing_key.clone(),
+            arguments: method.arguments.clone(),
+            ..Default::default()
+        });
         self.call(method.into(), id!(ExchangeUnbindOk)).await?;
+        if let Some(unbind) = recorded {
+            self.record(Record::ExchangeUnbound(unbind)).await;
+        }
         Ok(())
     }
 
@@ -121,14 +144,20 @@ impl Channel {
             arguments: options.to_arguments(),
             ..Default::default()
         };
-        match self.call(method.into(), id!(QueueDeclareOk)).await? {
-            Method::QueueDeclareOk(ok) => Ok(QueueInfo {
-                name: ok.queue,
-                message_count: ok.message_count,
-                consumer_count: ok.consumer_count,
-            }),
-            other => Err(unexpected(&other)),
+        let recorded = self.recording().then(|| method.clone());
+        let ok = match self.call(method.into(), id!(QueueDeclareOk)).await? {
+            Method::QueueDeclareOk(ok) => ok,
+            other => return Err(unexpected(&other)),
+        };
+        if let Some(declare) = recorded {
+            let name = ok.queue.clone();
+            self.record(Record::Queue { declare, name }).await;
         }
+        Ok(QueueInfo {
+            name: ok.queue,
+            message_count: ok.message_count,
+            consumer_count: ok.consumer_count,
+        })
     }
 
     /// Binds a queue to an exchange (queue.bind). 404 NOT_FOUND if either is missing.
@@ -146,7 +175,11 @@ impl Channel {
             arguments,
             ..Default::default()
         };
+        let recorded = self.recording().then(|| method.clone());
         self.call(method.into(), id!(QueueBindOk)).await?;
+        if let Some(bind) = recorded {
+            self.record(Record::QueueBound(bind)).await;
+        }
         Ok(())
     }
 
@@ -165,7 +198,17 @@ impl Channel {
             arguments,
             ..Default::default()
         };
+        let recorded = self.recording().then(|| QueueBind {
+            queue: method.queue.clone(),
+            exchange: method.exchange.clone(),
+            routing_key: method.routing_key.clone(),
+            arguments: method.arguments.clone(),
+            ..Default::default()
+        });
         self.call(method.into(), id!(QueueUnbindOk)).await?;
+        if let Some(unbind) = recorded {
+            self.record(Record::QueueUnbound(unbind)).await;
+        }
         Ok(())
     }
 
@@ -196,9 +239,14 @@ impl Channel {
             if_empty: options.if_empty,
             ..Default::default()
         };
-        match self.call(method.into(), id!(QueueDeleteOk)).await? {
-            Method::QueueDeleteOk(ok) => Ok(ok.message_count),
-            other => Err(unexpected(&other)),
+        let recorded = self.recording().then(|| method.queue.clone());
+        let count = match self.call(method.into(), id!(QueueDeleteOk)).await? {
+            Method::QueueDeleteOk(ok) => ok.message_count,
+            other => return Err(unexpected(&other)),
+        };
+        if let Some(name) = recorded {
+            self.record(Record::QueueDeleted(name)).await;
         }
+        Ok(count)
     }
 }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use warren_codec::{BasicConsume, BasicGet, BasicProperties, BasicPublish, Method, ShortStr};
 
+use super::recorded::Record;
 use crate::channel::Channel;
 use crate::delivery::Delivery;
 use crate::error::Error;
@@ -34,6 +35,8 @@ pub(crate) enum Command {
         key: ChannelKey,
         command: ChannelCommand,
     },
+    /// A topology change to re-declare after a recovery (recovery on only).
+    Record(Record),
 }
 
 /// A command for one channel.

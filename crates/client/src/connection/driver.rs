@@ -15,7 +15,7 @@
 //! the connection is closed either way, the socket fails, heartbeats stop, or every
 //! handle is dropped (then it closes the connection first).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use warren_codec::{
 use super::command::{ChannelCommand, ChannelKey, Command, Reply};
 use super::handshake::{Reader, Tuning, Writer};
 use super::heartbeat::{Beat, Heartbeat};
+use super::recover::{Recoverable, Restored, reconnect};
 use crate::channel::state::{ChannelState, Stall};
 use crate::channel::{Channel, ChannelShared};
 use crate::delivery::Delivery;
@@ -48,6 +49,9 @@ const HIGH_WATER: usize = 1 << 20;
 
 /// Commands handled per wake-up before the socket gets a turn.
 const BATCH: usize = 128;
+
+/// Commands taken from the mailbox while recovering before callers wait for room.
+const MAILBOX_DEFERRED: usize = 256;
 
 /// The connection's state.
 enum Phase {
@@ -97,17 +101,21 @@ pub(crate) struct Driver {
     stall: Option<Stall>,
     phase: Phase,
     close_timeout: Duration,
+    /// Present when the connection recovers from a loss.
+    recovery: Option<Recoverable>,
+    /// Commands taken from the mailbox while recovering, carried out once recovered.
+    deferred: VecDeque<Command>,
 }
 
 impl Driver {
     pub(crate) fn new(
-        reader: Reader,
-        writer: Writer,
+        (reader, writer): (Reader, Writer),
         mailbox: mpsc::Receiver<Command>,
         commands: mpsc::WeakSender<Command>,
         status: watch::Sender<ConnectionStatus>,
         tuning: Tuning,
         close_timeout: Duration,
+        recovery: Option<Recoverable>,
     ) -> Self {
         Driver {
             reader,
@@ -125,13 +133,150 @@ impl Driver {
             stall: None,
             phase: Phase::Open,
             close_timeout,
+            recovery,
+            deferred: VecDeque::new(),
         }
     }
 
-    /// Serves the connection until it ends, then fails whatever is still waiting.
+    /// Serves the connection until it ends (recovering from losses if asked to), then
+    /// fails whatever is still waiting.
     pub(crate) async fn run(mut self) {
-        let ended = self.serve().await;
-        self.shutdown(ended).await;
+        loop {
+            let ended = self.serve().await;
+            let ended = if self.recovers_from(&ended) {
+                match self.recover(ended.reason).await {
+                    Ok(()) => continue,
+                    Err(ended) => ended,
+                }
+            } else {
+                ended
+            };
+            self.shutdown(ended).await;
+            return;
+        }
+    }
+
+    /// A loss the broker did not mean as final: the socket failed, heartbeats stopped,
+    /// or the broker closed the connection for a restart or failure of its own (320
+    /// CONNECTION_FORCED, 541 INTERNAL_ERROR). Refusals of the client's own doing (a
+    /// protocol error, an access refusal) would only repeat.
+    fn recovers_from(&self, ended: &Ended) -> bool {
+        self.recovery.is_some()
+            && !ended.clean
+            && ended.waiters.is_empty()
+            && match &ended.reason {
+                Error::Io(_) | Error::MissedHeartbeats(_) => true,
+                Error::ConnectionClosed { code, .. } => matches!(code, 320 | 541),
+                _ => false,
+            }
+    }
+
+    /// Reconnects with backoff until it succeeds, the attempts run out, or the
+    /// application closes the connection (or drops every handle) meanwhile.
+    async fn recover(&mut self, lost: Error) -> Result<(), Ended> {
+        warn!(reason = %lost, "connection lost; recovering");
+        if matches!(lost, Error::ConnectionClosed { .. }) {
+            // The close-ok answering the broker's close, best effort.
+            let flush = self.writer.write_all_buf(&mut self.wbuf);
+            let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+        }
+        self.wbuf.clear();
+        self.stall = None;
+        self.heartbeat = None;
+        self.status.send_modify(|s| {
+            s.recovering = true;
+            s.blocked = None;
+        });
+        self.channels.retain(|_, channel| channel.lost(&lost));
+        let Some(recovery) = self.recovery.as_ref() else {
+            return Err(self.end(lost));
+        };
+        let settings = recovery.settings();
+        let mut attempt = 0u32;
+        let restored = loop {
+            attempt = attempt.saturating_add(1);
+            let delay = settings.delay(attempt);
+            let attempting = async {
+                tokio::time::sleep(delay).await;
+                reconnect(&recovery.options, &recovery.topology).await
+            };
+            tokio::pin!(attempting);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut attempting => break outcome,
+                    command = self.mailbox.recv(), if self.deferred.len() < MAILBOX_DEFERRED => {
+                        match command {
+                            Some(Command::CloseConnection { reply }) => {
+                                return Err(Ended {
+                                    reason: Error::closed_by_client(true),
+                                    clean: true,
+                                    waiters: vec![reply],
+                                });
+                            }
+                            Some(command) => self.deferred.push_back(command),
+                            None => {
+                                debug!("every handle dropped while recovering; giving up");
+                                return Err(Ended {
+                                    reason: Error::closed_by_client(true),
+                                    clean: true,
+                                    waiters: Vec::new(),
+                                });
+                            }
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok(restored) => break restored,
+                Err(e) => {
+                    warn!(attempt, error = %e, "reconnection attempt failed");
+                    if settings.max_attempts.is_some_and(|max| attempt >= max) {
+                        return Err(Ended {
+                            reason: e,
+                            clean: false,
+                            waiters: Vec::new(),
+                        });
+                    }
+                }
+            }
+        };
+        info!(attempt, "connection recovered");
+        self.install(restored);
+        Ok(())
+    }
+
+    /// Puts the recovered connection in place: channels reopen and consumers restart,
+    /// then the commands that waited run.
+    fn install(&mut self, restored: Restored) {
+        let Restored {
+            reader,
+            writer,
+            tuning,
+            renames,
+            blocked,
+        } = restored;
+        self.reader = reader;
+        self.writer = writer;
+        self.tuning = tuning;
+        self.heartbeat = Heartbeat::new(tuning.heartbeat);
+        if let Some(recovery) = &mut self.recovery {
+            recovery.topology.rename(&renames);
+        }
+        let mut out = Out {
+            buf: &mut self.wbuf,
+            frame_max: self.tuning.frame_max,
+        };
+        for channel in self.channels.values_mut() {
+            channel.reopen(&renames, &mut out);
+        }
+        self.status.send_modify(|s| {
+            s.recovering = false;
+            s.recoveries += 1;
+            s.blocked = blocked;
+        });
+        while let Some(command) = self.deferred.pop_front() {
+            self.handle_command(command);
+        }
     }
 
     async fn serve(&mut self) -> Ended {
@@ -275,10 +420,16 @@ impl Driver {
                     let _ = reply.send(Err(reason.clone()));
                 }
                 Command::Channel { command, .. } => command.fail(reason.clone()),
+                Command::Record(_) => {}
             }
             return;
         }
         match command {
+            Command::Record(record) => {
+                if let Some(recovery) = &mut self.recovery {
+                    recovery.record(record);
+                }
+            }
             Command::OpenChannel { reply } => self.open_channel(reply),
             Command::CloseConnection { reply } => self.begin_close(
                 200,
@@ -348,6 +499,7 @@ impl Driver {
             status: status_rx,
             connection: self.status.subscribe(),
             returns: Mutex::new(Some(returns_rx)),
+            recording: self.recovery.is_some(),
         });
         Frame::method(id, ChannelOpen::default()).encode(&mut self.wbuf);
         self.channels.insert(
@@ -540,12 +692,17 @@ impl Driver {
         // Status first: a caller woken by the failures below already sees it closed.
         self.status.send_modify(|s| {
             s.closed.get_or_insert_with(|| reason.clone());
+            s.recovering = false;
         });
         for (_, mut channel) in self.channels.drain() {
             channel.finish(reason.clone(), clean);
         }
         self.mailbox.close();
-        while let Ok(command) = self.mailbox.try_recv() {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        while let Some(command) = deferred
+            .pop_front()
+            .or_else(|| self.mailbox.try_recv().ok())
+        {
             match command {
                 Command::OpenChannel { reply } => {
                     let _ = reply.send(Err(reason.clone()));
@@ -554,6 +711,7 @@ impl Driver {
                     let _ = reply.send(Ok(()));
                 }
                 Command::Channel { command, .. } => command.fail(reason.clone()),
+                Command::Record(_) => {}
             }
         }
         // The connection is closed as far as callers are concerned; what remains is

@@ -5,7 +5,10 @@ pub(crate) mod command;
 mod driver;
 mod handshake;
 mod heartbeat;
+pub(crate) mod recorded;
+mod recover;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,7 +19,8 @@ use warren_codec::{FieldTable, FrameCodec};
 
 use self::command::Command;
 use self::driver::Driver;
-use self::handshake::{HANDSHAKE_FRAME_MAX, Reader, Tuning, Writer, handshake};
+use self::handshake::{HANDSHAKE_FRAME_MAX, Negotiated, Reader, Tuning, Writer, handshake};
+use self::recover::Recoverable;
 use crate::channel::Channel;
 use crate::error::Error;
 use crate::status::ConnectionStatus;
@@ -72,11 +76,8 @@ impl Connection {
     pub async fn connect_with(options: ConnectOptions) -> Result<Connection, Error> {
         let timeout = options.connection_timeout;
         let connecting = async {
-            let stream = TcpStream::connect(options.address()).await?;
-            // The task batches writes itself; Nagle would only delay each batch.
-            stream.set_nodelay(true)?;
-            let (read, write) = stream.into_split();
-            start(Box::pin(read), Box::pin(write), &options).await
+            let (reader, writer, negotiated) = dial(&options).await?;
+            Ok(start(reader, writer, negotiated, &options, true))
         };
         tokio::time::timeout(timeout, connecting)
             .await
@@ -92,7 +93,16 @@ impl Connection {
     {
         let timeout = options.connection_timeout;
         let (read, write) = tokio::io::split(stream);
-        tokio::time::timeout(timeout, start(Box::pin(read), Box::pin(write), &options))
+        let connecting = async {
+            let (read, write): (Pin<Box<dyn AsyncRead + Send>>, Writer) =
+                (Box::pin(read), Box::pin(write));
+            let mut reader: Reader = FramedRead::new(read, FrameCodec::new(HANDSHAKE_FRAME_MAX));
+            let mut writer = write;
+            let negotiated = handshake(&mut reader, &mut writer, &options).await?;
+            // There is no address to dial again: no recovery over a given stream.
+            Ok(start(reader, writer, negotiated, &options, false))
+        };
+        tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| Error::Timeout(timeout))?
     }
@@ -175,6 +185,32 @@ impl Connection {
         }
     }
 
+    /// True while the connection, having lost the broker, reconnects (see
+    /// [`Recovery`](crate::Recovery)). Calls made meanwhile wait for it.
+    pub fn is_recovering(&self) -> bool {
+        self.shared.status.borrow().recovering
+    }
+
+    /// How many times the connection has recovered from a lost connection.
+    pub fn recoveries(&self) -> u64 {
+        self.shared.status.borrow().recoveries
+    }
+
+    /// Waits until the connection has recovered at least `count` times in all (at once
+    /// if it has). Fails with the close reason if the connection closes for good first.
+    pub async fn wait_recoveries(&self, count: u64) -> Result<(), Error> {
+        let mut status = self.shared.status.clone();
+        let outcome = status
+            .wait_for(|s| s.recoveries >= count || s.closed.is_some())
+            .await
+            .map(|s| (s.recoveries >= count, s.closed.clone()));
+        match outcome {
+            Ok((true, _)) => Ok(()),
+            Ok((false, Some(reason))) => Err(reason),
+            _ => Err(self.closed_reason()),
+        }
+    }
+
     /// The broker's connection.start properties (product, version, capabilities).
     pub fn server_properties(&self) -> &FieldTable {
         &self.shared.server_properties
@@ -216,15 +252,28 @@ impl Connection {
     }
 }
 
-/// Runs the handshake on a connected socket and starts the connection task.
-async fn start(
-    read: std::pin::Pin<Box<dyn AsyncRead + Send>>,
-    write: Writer,
-    options: &ConnectOptions,
-) -> Result<Connection, Error> {
+/// Opens a TCP connection to the broker and runs the handshake.
+pub(crate) async fn dial(options: &ConnectOptions) -> Result<(Reader, Writer, Negotiated), Error> {
+    let stream = TcpStream::connect(options.address()).await?;
+    // The task batches writes itself; Nagle would only delay each batch.
+    stream.set_nodelay(true)?;
+    let (read, write) = stream.into_split();
+    let read: Pin<Box<dyn AsyncRead + Send>> = Box::pin(read);
     let mut reader: Reader = FramedRead::new(read, FrameCodec::new(HANDSHAKE_FRAME_MAX));
-    let mut writer = write;
+    let mut writer: Writer = Box::pin(write);
     let negotiated = handshake(&mut reader, &mut writer, options).await?;
+    Ok((reader, writer, negotiated))
+}
+
+/// Starts the connection task on a socket past the handshake. `dialled`: the socket
+/// came from [`dial`], so recovery (if the options ask for it) can dial again.
+fn start(
+    reader: Reader,
+    writer: Writer,
+    negotiated: Negotiated,
+    options: &ConnectOptions,
+    dialled: bool,
+) -> Connection {
     tracing::info!(
         host = %options.host,
         port = options.port,
@@ -236,22 +285,26 @@ async fn start(
     );
     let (commands, mailbox) = mpsc::channel(MAILBOX);
     let (status_tx, status) = watch::channel(ConnectionStatus::default());
+    let recovery = match (&options.recovery, dialled) {
+        (Some(_), true) => Some(Recoverable::new(options.clone())),
+        _ => None,
+    };
     let driver = Driver::new(
-        reader,
-        writer,
+        (reader, writer),
         mailbox,
         commands.downgrade(),
         status_tx,
         negotiated.tuning,
         options.connection_timeout,
+        recovery,
     );
     tokio::spawn(driver.run());
-    Ok(Connection {
+    Connection {
         shared: Arc::new(ConnectionShared {
             commands,
             status,
             tuning: negotiated.tuning,
             server_properties: negotiated.server_properties,
         }),
-    })
+    }
 }

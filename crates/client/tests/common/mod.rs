@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fake;
+pub mod proxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,19 +24,27 @@ pub struct Broker {
     addr: SocketAddr,
     shutdown: ShutdownHandle,
     run: Option<JoinHandle<std::io::Result<()>>>,
-    /// The broker's data directory, deleted when the broker goes.
-    _data_dir: tempfile::TempDir,
+    /// The broker's data directory when it owns one, deleted when the broker goes.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Broker {
     /// Starts the broker with its built-in configuration (guest/guest, vhost "/").
     pub async fn start() -> Broker {
-        let mut config = Config::embedded_default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.management = None;
         let data_dir = tempfile::tempdir().expect("a temporary data dir");
-        config.data_dir = data_dir.path().to_owned();
-        let server = Server::bind(config).await.expect("bind 127.0.0.1:0");
+        let mut broker = Broker::start_in("127.0.0.1:0".parse().unwrap(), data_dir.path()).await;
+        broker._data_dir = Some(data_dir);
+        broker
+    }
+
+    /// Starts the broker on `addr` with its data in `dir` (which outlives it, so that a
+    /// broker started again on the same address and directory is a restart).
+    pub async fn start_in(addr: SocketAddr, dir: &std::path::Path) -> Broker {
+        let mut config = Config::embedded_default();
+        config.listen = addr;
+        config.management = None;
+        config.data_dir = dir.to_owned();
+        let server = Server::bind(config).await.expect("bind the broker");
         let addr = server.local_addr();
         let shutdown = server.shutdown_handle();
         let run = tokio::spawn(server.run());
@@ -43,8 +52,13 @@ impl Broker {
             addr,
             shutdown,
             run: Some(run),
-            _data_dir: data_dir,
+            _data_dir: None,
         }
+    }
+
+    /// The address the broker listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
