@@ -51,6 +51,9 @@
 //! # }
 //! ```
 //!
+//! With [`ConnectOptions::recovery`], a lost connection comes back by itself: see
+//! [`Recovery`] for what is restored and what is reported failed.
+//!
 //! Errors are one type, [`Error`]. When the broker closes a channel (404 NOT_FOUND,
 //! 406 PRECONDITION_FAILED, ...), the call that caused it and every later call on the
 //! channel return [`Error::ChannelClosed`] with the broker's code and text.

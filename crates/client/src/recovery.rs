@@ -29,6 +29,22 @@ use std::time::Duration;
 /// back under a new name; its bindings and consumers follow it. After
 /// [`Recovery::max_attempts`] failed attempts the connection closes for good with the
 /// last attempt's error.
+///
+/// ```no_run
+/// use warren_client::{ConnectOptions, Connection, Recovery};
+///
+/// # async fn run() -> Result<(), warren_client::Error> {
+/// let options = ConnectOptions::from_uri("amqp://guest:guest@localhost:5672/%2f")?
+///     .recovery(Recovery {
+///         max_attempts: Some(30),
+///         ..Recovery::default()
+///     });
+/// let connection = Connection::connect_with(options).await?;
+/// // ... declare, consume; after a broker restart the consumers resume.
+/// connection.wait_recoveries(1).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
     /// The wait before the first reconnection attempt.
