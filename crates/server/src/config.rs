@@ -18,8 +18,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use warren_codec::FieldTable;
+use warren_routing::ExchangeKind;
+
 use crate::auth::{PasswordHash, Permissions, ResourcePattern};
 pub use crate::config_error::{ConfigError, Location, Problem};
+use crate::policy::Policy;
 
 /// The configuration used when no file is given: guest/guest from localhost, vhost "/".
 const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -29,7 +33,7 @@ pub const DEFAULT_MANAGEMENT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 15672);
 
 /// The whole broker configuration, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Address to accept AMQP connections on (`server.listen`).
     pub listen: SocketAddr,
@@ -50,6 +54,76 @@ pub struct Config {
     pub vhosts: Vec<VhostConfig>,
     /// Who may do what where (`[[permissions]]`).
     pub permissions: Vec<PermissionConfig>,
+    /// Exchanges declared at start (`[[exchanges]]`).
+    pub exchanges: Vec<ExchangeConfig>,
+    /// Queues declared at start (`[[queues]]`).
+    pub queues: Vec<QueueConfig>,
+    /// Bindings declared at start (`[[bindings]]`).
+    pub bindings: Vec<BindingConfig>,
+    /// Policies applied to matching queues (`[[policies]]`).
+    pub policies: Vec<Policy>,
+}
+
+/// One `[[exchanges]]` entry: an exchange the broker declares at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeConfig {
+    /// A vhost defined in `[[vhosts]]` (default "/").
+    pub vhost: String,
+    /// Its name: not empty, not starting with `amq.`, at most 255 bytes.
+    pub name: String,
+    /// `type`: direct, fanout, topic or headers.
+    pub kind: ExchangeKind,
+    /// Survives a restart (default true).
+    pub durable: bool,
+    /// Deleted when its last binding goes (default false).
+    pub auto_delete: bool,
+    /// Only reachable through exchange-to-exchange bindings (default false).
+    pub internal: bool,
+    /// Exchange arguments (`alternate-exchange`, ...).
+    pub arguments: FieldTable,
+}
+
+/// One `[[queues]]` entry: a queue the broker declares at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueConfig {
+    /// A vhost defined in `[[vhosts]]` (default "/").
+    pub vhost: String,
+    /// Its name: not empty, not starting with `amq.`, at most 255 bytes.
+    pub name: String,
+    /// Survives a restart, with its persistent messages (default true).
+    pub durable: bool,
+    /// Deleted when its last consumer goes (default false).
+    pub auto_delete: bool,
+    /// Queue arguments (`x-max-length`, `x-dead-letter-exchange`, ...), checked as a
+    /// queue.declare would check them.
+    pub arguments: FieldTable,
+}
+
+/// What a binding routes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingDestination {
+    /// A queue (the default).
+    Queue,
+    /// An exchange (an exchange-to-exchange binding).
+    Exchange,
+}
+
+/// One `[[bindings]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingConfig {
+    /// A vhost defined in `[[vhosts]]` (default "/").
+    pub vhost: String,
+    /// The exchange messages come from: one in `[[exchanges]]` of the same vhost, or a
+    /// predeclared `amq.*` exchange.
+    pub source: String,
+    /// The queue (or exchange) they go to, defined in this file.
+    pub destination: String,
+    /// `destination_type`: "queue" (default) or "exchange".
+    pub destination_kind: BindingDestination,
+    /// The binding key (default "").
+    pub routing_key: String,
+    /// Binding arguments (`x-match` and header values for headers exchanges).
+    pub arguments: FieldTable,
 }
 
 /// Limits offered in connection.tune and enforced by the broker.
@@ -177,6 +251,10 @@ impl Config {
                 vhost: "/".to_owned(),
                 permissions: Permissions::full(),
             }],
+            exchanges: Vec::new(),
+            queues: Vec::new(),
+            bindings: Vec::new(),
+            policies: Vec::new(),
         }
     }
 }
@@ -310,6 +388,10 @@ impl Validator<'_> {
             users,
             vhosts,
             permissions,
+            exchanges: Vec::new(),
+            queues: Vec::new(),
+            bindings: Vec::new(),
+            policies: Vec::new(),
         })
     }
 

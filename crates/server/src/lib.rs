@@ -27,6 +27,7 @@ pub mod error;
 mod management;
 mod message;
 mod names;
+pub mod policy;
 mod queue;
 mod server;
 mod unroutable;
