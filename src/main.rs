@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod reload;
+
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -13,7 +15,7 @@ use warren_server::auth::hash_password;
 use warren_server::config::Config;
 
 /// An AMQP 0-9-1 message broker.
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(version, about)]
 struct Args {
     /// Configuration file. Default: ./broker.toml if present, else the built-in default.
@@ -26,8 +28,9 @@ struct Args {
     /// `management.listen` (port 0 picks a free port).
     #[arg(long)]
     management_listen: Option<SocketAddr>,
-    /// Keep durable state here instead of the file's `server.data_dir`.
-    #[arg(long)]
+    /// Keep durable state here instead of the file's `server.data_dir` (for `reload`:
+    /// where the running broker keeps it).
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Runtime worker threads (default: one per core; 0 runs everything on one thread).
     #[arg(long)]
@@ -36,7 +39,7 @@ struct Args {
     command: Option<Command>,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum Command {
     /// Print a password hash for a `[[users]]` entry's `password_hash`.
     HashPassword {
@@ -48,6 +51,10 @@ enum Command {
         /// The file to check (default: the --config file or ./broker.toml).
         file: Option<PathBuf>,
     },
+    /// Check the configuration file, then have the running broker reload it (SIGHUP to
+    /// the pid in its data directory). Users, permissions, vhosts, limits, policies and
+    /// declared topology change without a restart; a bad file is refused whole.
+    Reload,
 }
 
 const DEFAULT_CONFIG: &str = "broker.toml";
@@ -78,6 +85,24 @@ fn main() -> ExitCode {
             match Config::load(&path) {
                 Ok(_) => {
                     println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Reload) => {
+            let outcome = match (&args.config, Path::new(DEFAULT_CONFIG).exists()) {
+                (None, false) => Err(format!(
+                    "no {DEFAULT_CONFIG} here and no --config: nothing to reload"
+                )),
+                _ => load_config(&args).and_then(|config| reload::signal_broker(&config)),
+            };
+            match outcome {
+                Ok(pid) => {
+                    println!("configuration checked; broker (pid {pid}) is reloading it");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -141,11 +166,21 @@ fn serve(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Without a file (the built-in default) there is nothing to re-read.
+    let reloadable = args.config.is_some() || Path::new(DEFAULT_CONFIG).exists();
+    let data_dir = config.data_dir.clone();
     let result = runtime.block_on(async {
         let listen = config.listen;
         let server = Server::bind(config)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let _pid_file = reload::PidFile::write(&data_dir)
+            .map_err(|e| format!("cannot write the pid file in {}: {e}", data_dir.display()))?;
+        if reloadable {
+            let reloader = server.reload_handle();
+            let args = args.clone();
+            tokio::spawn(reload::on_hangup(move || load_config(&args), reloader));
+        }
         let shutdown = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;

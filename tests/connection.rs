@@ -6,13 +6,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 use warren_codec::{
     BasicProperties, ChannelClose, ChannelOpen, ContentHeader, Frame, Method, PROTOCOL_HEADER,
 };
@@ -730,68 +727,12 @@ async fn max_connections_refuses_the_connection_over_the_limit() {
 // The real binary
 // ---------------------------------------------------------------------------------------
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// Reads a child's output pipe to the end in the background.
-fn collect(
-    pipe: Option<impl AsyncReadExt + Unpin + Send + 'static>,
-) -> tokio::task::JoinHandle<String> {
-    tokio::spawn(async move {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_string(&mut text).await;
-        }
-        text
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_clients_and_stops_gracefully_on_sigterm() {
     let data_dir = tempfile::tempdir().expect("temporary data dir");
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/broker.toml");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
-        .arg("--config")
-        .arg(config)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--management-listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .current_dir(data_dir.path())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the warren binary");
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-
-    // Wait for the listener: polling for readiness, bounded to 5 s.
-    let mut ready = false;
-    for _ in 0..50 {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!(
-                "warren exited early with {status}:\n{}{}",
-                stdout.await.unwrap(),
-                stderr.await.unwrap()
-            );
-        }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "warren did not listen on {addr} within 5 s");
-
+    let config = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/broker.toml"));
+    let mut broker = common::binary::Binary::start(config, data_dir.path()).await;
+    let addr = broker.addr;
     let uri = format!("amqp://guest:guest@{addr}/%2f");
     let conn = connect_lapin(
         &uri,
@@ -802,12 +743,7 @@ async fn binary_serves_clients_and_stops_gracefully_on_sigterm() {
     let _channel = conn.create_channel().await.expect("channel.open");
     let mut events = conn.events_listener();
 
-    let pid = child.id().expect("the child is running");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits i32")),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("send SIGTERM");
+    nix::sys::signal::kill(broker.pid(), nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
 
     let code = tokio::time::timeout(WAIT, async {
         while let Some(event) = events.next().await {
@@ -821,10 +757,10 @@ async fn binary_serves_clients_and_stops_gracefully_on_sigterm() {
     .expect("lapin saw no connection error after SIGTERM");
     assert_eq!(code, Some(320), "the client is told CONNECTION_FORCED");
 
-    let status = tokio::time::timeout(WAIT, child.wait())
+    broker.wait_for_log("broker stopped").await;
+    let status = tokio::time::timeout(WAIT, broker.child.wait())
         .await
         .expect("warren did not exit within 10 s of SIGTERM")
         .expect("wait for warren");
-    let (stdout, stderr) = (stdout.await.unwrap(), stderr.await.unwrap());
-    assert!(status.success(), "exit status {status}:\n{stdout}{stderr}");
+    assert!(status.success(), "exit status {status}");
 }

@@ -187,3 +187,79 @@ async fn open_connections_are_listed_with_their_names() {
     connection.close(200, "bye".into()).await.unwrap();
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_queue_shows_its_merged_policies_and_where_each_setting_came_from() {
+    use warren_server::policy::{Overflow, Policy, PolicyDefinition};
+    let policy = |name: &str, pattern: &str, priority, definition| Policy {
+        vhost: "/".into(),
+        name: name.into(),
+        pattern: glob::Pattern::new(pattern).unwrap(),
+        priority,
+        definition,
+    };
+    let mut config = TestBroker::config();
+    config.policies = vec![
+        policy(
+            "dlx",
+            "*",
+            0,
+            PolicyDefinition {
+                dead_letter_exchange: Some("dead".into()),
+                max_length: Some(100),
+                ..Default::default()
+            },
+        ),
+        policy(
+            "orders-limit",
+            "orders.*",
+            10,
+            PolicyDefinition {
+                max_length: Some(5),
+                overflow: Some(Overflow::RejectPublish),
+                ..Default::default()
+            },
+        ),
+    ];
+    let broker = TestBroker::start_with(config).await;
+    let connection = connect_lapin(&broker.uri(), "policies_api").await.unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    ch.queue_declare(
+        "orders.new".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let (status, body) = get(
+        broker.management_addr(),
+        "/api/queues/%2F/orders.new",
+        Some("guest:guest"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let queue: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(queue["policy"], "orders-limit");
+    assert_eq!(
+        queue["policies"],
+        serde_json::json!(["orders-limit", "dlx"])
+    );
+    assert_eq!(
+        queue["effective_policy_definition"],
+        serde_json::json!({
+            "max-length": 5,
+            "overflow": "reject-publish",
+            "dead-letter-exchange": "dead",
+        })
+    );
+    assert_eq!(
+        queue["policy_sources"],
+        serde_json::json!({
+            "max-length": "orders-limit",
+            "overflow": "orders-limit",
+            "dead-letter-exchange": "dlx",
+        })
+    );
+    drop(connection);
+    broker.stop().await;
+}

@@ -10,6 +10,8 @@
 //! is a failure, not a way to let time pass.
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
+pub mod binary;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use warren_codec::{
     Frame, Method, PROTOCOL_HEADER, decode_frame, encode_content,
 };
 use warren_server::config::Config;
-use warren_server::{Server, ShutdownHandle};
+use warren_server::{ReloadHandle, Server, ShutdownHandle};
 
 /// The longest a test waits for something the broker should do promptly. Reaching it is
 /// a failure: the broker hung or never sent what the test expects.
@@ -35,6 +37,8 @@ pub struct TestBroker {
     addr: SocketAddr,
     management: Option<SocketAddr>,
     shutdown: ShutdownHandle,
+    reload: ReloadHandle,
+    data_dir: std::path::PathBuf,
     run: Option<JoinHandle<std::io::Result<()>>>,
     // Kept only to delete the directory when the broker goes (None: the test owns it).
     _data_dir: Option<tempfile::TempDir>,
@@ -71,10 +75,13 @@ impl TestBroker {
         let addr = server.local_addr();
         let management = server.management_addr();
         let shutdown = server.shutdown_handle();
+        let reload = server.reload_handle();
         let run = tokio::spawn(server.run());
         TestBroker {
             addr,
             shutdown,
+            reload,
+            data_dir: data_dir.to_owned(),
             run: Some(run),
             management,
             _data_dir: None,
@@ -99,6 +106,15 @@ impl TestBroker {
     /// A URI for another user, password or (URL-encoded) vhost.
     pub fn uri_for(&self, user: &str, password: &str, vhost: &str) -> String {
         format!("amqp://{user}:{password}@{}/{vhost}", self.addr)
+    }
+
+    /// Puts `config` in force as a SIGHUP would, with the listen addresses and data
+    /// dir the broker started with.
+    pub async fn reload(&self, mut config: Config) -> warren_server::Reloaded {
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.management = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.data_dir = self.data_dir.clone();
+        self.reload.reload(config).await
     }
 
     /// Starts the graceful shutdown: every client gets connection.close 320.

@@ -10,7 +10,7 @@
 //! data directory's file system.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -19,6 +19,20 @@ use tracing::{info, warn};
 
 use crate::config::Watermark;
 
+/// The memory limit a watermark sets on this machine.
+fn memory_limit(watermark: Watermark) -> u64 {
+    match watermark {
+        Watermark::Bytes(bytes) => bytes,
+        Watermark::PerMille(share) => match total_ram() {
+            Some(total) => total / 1000 * u64::from(share),
+            None => {
+                warn!("cannot read MemTotal from /proc/meminfo; no memory alarm");
+                u64::MAX
+            }
+        },
+    }
+}
+
 /// How often free disk space is checked.
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(5);
 
@@ -26,7 +40,8 @@ const DISK_CHECK_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Alarm {
     held: AtomicI64,
-    memory_limit: u64,
+    /// Changed by a reload.
+    memory_limit: AtomicU64,
     disk_low: AtomicBool,
     /// The alarm's state for cheap reads (set under the watch's lock, with `on`).
     set: AtomicBool,
@@ -39,7 +54,7 @@ impl Alarm {
     pub(crate) fn new(memory_limit: u64) -> Self {
         Alarm {
             held: AtomicI64::new(0),
-            memory_limit,
+            memory_limit: AtomicU64::new(memory_limit),
             disk_low: AtomicBool::new(false),
             set: AtomicBool::new(false),
             on: watch::Sender::new(false),
@@ -48,17 +63,14 @@ impl Alarm {
 
     /// The memory limit a watermark sets on this machine.
     pub(crate) fn for_watermark(watermark: Watermark) -> Self {
-        let limit = match watermark {
-            Watermark::Bytes(bytes) => bytes,
-            Watermark::PerMille(share) => match total_ram() {
-                Some(total) => total / 1000 * u64::from(share),
-                None => {
-                    warn!("cannot read MemTotal from /proc/meminfo; no memory alarm");
-                    u64::MAX
-                }
-            },
-        };
-        Alarm::new(limit)
+        Alarm::new(memory_limit(watermark))
+    }
+
+    /// Takes a new watermark (a reload), setting or clearing the alarm by it at once.
+    pub(crate) fn set_watermark(&self, watermark: Watermark) {
+        self.memory_limit
+            .store(memory_limit(watermark), Ordering::Release);
+        self.update();
     }
 
     /// A queue now holds `delta` bytes more (or fewer, when negative).
@@ -108,7 +120,7 @@ impl Alarm {
 
     fn should_be_on(&self) -> bool {
         let held = self.held.load(Ordering::Acquire);
-        u64::try_from(held).is_ok_and(|held| held > self.memory_limit)
+        u64::try_from(held).is_ok_and(|held| held > self.memory_limit.load(Ordering::Acquire))
             || self.disk_low.load(Ordering::Acquire)
     }
 
@@ -128,7 +140,7 @@ impl Alarm {
             *on = set;
             info!(
                 held = self.held.load(Ordering::Acquire),
-                memory_limit = self.memory_limit,
+                memory_limit = self.memory_limit.load(Ordering::Acquire),
                 "resource alarm {}",
                 if set {
                     "set: blocking publishers"
@@ -184,6 +196,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_new_watermark_sets_or_clears_the_alarm_at_once() {
+        let alarm = Alarm::new(100);
+        alarm.add(150);
+        assert!(alarm.is_on());
+        alarm.set_watermark(Watermark::Bytes(1000));
+        assert!(!alarm.is_on());
+        alarm.set_watermark(Watermark::Bytes(10));
+        assert!(alarm.is_on());
+    }
+
+    #[test]
     fn memory_sets_and_clears_the_alarm() {
         let alarm = Alarm::new(100);
         let on = alarm.subscribe();
@@ -216,6 +239,11 @@ mod tests {
 
     #[test]
     fn a_share_of_ram_is_a_positive_limit() {
-        assert!(Alarm::for_watermark(Watermark::PerMille(400)).memory_limit > 0);
+        assert!(
+            Alarm::for_watermark(Watermark::PerMille(400))
+                .memory_limit
+                .load(Ordering::Acquire)
+                > 0
+        );
     }
 }

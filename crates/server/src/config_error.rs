@@ -124,10 +124,11 @@ pub enum Problem {
     /// `server.listen` does not parse.
     #[error("`{0}` is not a socket address; expected IP:port, e.g. 127.0.0.1:5672 or [::1]:5672")]
     InvalidAddress(String),
-    /// A user or vhost name defined twice.
+    /// A name defined twice: a user or vhost, or an exchange, queue or policy in the same
+    /// vhost.
     #[error("duplicate {kind} `{name}` (first defined at {first})")]
     Duplicate {
-        /// `user` or `vhost`.
+        /// `user`, `vhost`, `exchange`, `queue` or `policy`.
         kind: &'static str,
         /// The repeated name.
         name: String,
@@ -147,16 +148,77 @@ pub enum Problem {
         /// `line L, column C` of the first entry.
         first: String,
     },
-    /// A permission names a user or vhost that is not defined.
-    #[error("no {kind} `{name}` is defined; defined: {known}")]
+    /// A reference to a user, vhost, exchange or queue that is not defined.
+    #[error("no {kind} `{name}` is defined{}; defined: {known}", in_vhost(.vhost))]
     UnknownReference {
-        /// `user` or `vhost`.
+        /// `user`, `vhost`, `exchange` or `queue`.
         kind: &'static str,
         /// The missing name.
         name: String,
+        /// The vhost looked in, for exchanges and queues.
+        vhost: Option<String>,
         /// Comma-separated defined names, or `none`.
         known: String,
     },
+    /// A string longer than AMQP allows (a short string: 255 bytes).
+    #[error("must be at most {max} bytes long (got {got} bytes)")]
+    TooLong {
+        /// Longest allowed, in bytes.
+        max: usize,
+        /// The length given, in bytes.
+        got: usize,
+    },
+    /// An exchange or queue name in the broker's `amq.` namespace.
+    #[error(
+        "{kind} names starting with `amq.` are reserved for the broker (a client's declare \
+         gets 403 ACCESS_REFUSED); choose another name"
+    )]
+    ReservedName {
+        /// `exchange` or `queue`.
+        kind: &'static str,
+    },
+    /// A value that must be one of a fixed set of words (an exchange type, a binding's
+    /// destination type, an overflow behaviour).
+    #[error("unknown value `{got}`; expected {expected}")]
+    UnknownKind {
+        /// The value given.
+        got: String,
+        /// The values allowed, e.g. "one of `direct`, `fanout`, `topic`, `headers`".
+        expected: &'static str,
+    },
+    /// An exchange, queue or binding argument refused as the matching declare or bind
+    /// would refuse it.
+    #[error("{text}{}", expected_suffix(*.expected))]
+    InvalidArgument {
+        /// The broker's refusal text, as a client would get it (RabbitMQ's wording).
+        text: String,
+        /// What the argument accepts, when known.
+        expected: Option<&'static str>,
+    },
+    /// A TOML date or time among `arguments`.
+    #[error(
+        "a date or time cannot be an argument value (AMQP field tables have no such type); \
+         write it as a string or as an integer timestamp"
+    )]
+    DatetimeArgument,
+    /// A binding from or to the default exchange.
+    #[error(
+        "the default exchange (\"\") cannot be bound: it routes to the queue named by the \
+         routing key by itself; bind from or to another exchange"
+    )]
+    DefaultExchange,
+    /// A policy `pattern` that is not a glob.
+    #[error(
+        "invalid glob pattern: {0}; `*` matches any run of characters, `?` one character, \
+         `[abc]` one of a set and `[!abc]` one not in it"
+    )]
+    InvalidPattern(String),
+    /// A policy that sets nothing.
+    #[error("a policy must set at least one of {}", policy_keys())]
+    NoSettings,
+    /// A policy `apply_to` other than `queues`.
+    #[error("`{0}` is not supported; only `queues` is supported (policies apply to queues)")]
+    OnlyQueues(String),
     /// A permission pattern that does not compile.
     #[error("invalid regex (Rust regex syntax; no lookaround or backreferences): {0}")]
     InvalidRegex(String),
@@ -165,6 +227,27 @@ pub enum Problem {
         "invalid password hash: {0}; expected base64 of 4-byte salt ++ SHA-256(salt ++ password)"
     )]
     PasswordHash(PasswordHashError),
+}
+
+/// The words " in vhost `v`" for a reference looked up in a vhost, else nothing.
+fn in_vhost(vhost: &Option<String>) -> String {
+    vhost
+        .as_ref()
+        .map_or_else(String::new, |v| format!(" in vhost `{v}`"))
+}
+
+/// `; expected ...` when an argument's accepted values are known.
+fn expected_suffix(expected: Option<&str>) -> String {
+    expected.map_or_else(String::new, |e| format!("; expected {e}"))
+}
+
+/// The keys a policy can set, as written in broker.toml: `a`, `b`, ...
+fn policy_keys() -> String {
+    let keys: Vec<String> = crate::policy::PolicyKey::ALL
+        .iter()
+        .map(|k| format!("`{}`", k.as_str()))
+        .collect();
+    keys.join(", ")
 }
 
 /// Renders key and problem; unknown keys read as `unknown key `x` in [limits]`.
@@ -225,8 +308,12 @@ pub(crate) fn from_serde(
     text: &str,
     error: serde_path_to_error::Error<toml::de::Error>,
 ) -> ConfigError {
-    let path = error.path().to_string();
-    // `toml::Spanned` shows up as an extra path segment; the root renders as ".".
+    // `toml::Spanned` shows up as an extra path segment, also in the middle of a path
+    // (`exchanges[0].$__serde_spanned_private_value.type`); the root renders as ".".
+    let path = error
+        .path()
+        .to_string()
+        .replace(".$__serde_spanned_private_value", "");
     let path = path.split(".$__serde_spanned").next().unwrap_or_default();
     let key = if path == "." {
         String::new()

@@ -21,6 +21,7 @@ mod channel;
 pub mod config;
 pub mod config_error;
 mod connection;
+mod declared;
 mod direct_reply;
 mod durable;
 pub mod error;
@@ -33,4 +34,6 @@ mod server;
 mod unroutable;
 mod vhost;
 
-pub use server::{Server, ShutdownHandle};
+pub use broker::Reloaded;
+pub use declared::Applied;
+pub use server::{ReloadHandle, Server, ShutdownHandle};

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::alarm;
-use crate::broker::Broker;
+use crate::broker::{Broker, Reloaded};
 use crate::config::Config;
 use crate::connection;
 use crate::management;
@@ -31,6 +31,20 @@ impl ShutdownHandle {
     /// Starts the shutdown. Idempotent.
     pub fn shutdown(&self) {
         self.0.cancel();
+    }
+}
+
+/// Puts a new configuration in force in a running server (SIGHUP, `warren reload`).
+#[derive(Clone)]
+pub struct ReloadHandle(Arc<Broker>);
+
+impl ReloadHandle {
+    /// Applies `config`, already validated: users, permissions, new vhosts, limits,
+    /// the memory watermark and policies take effect at once (policies on live queues
+    /// too), and the topology it declares is added where missing. Settings only a
+    /// restart can change keep their running values ([`Reloaded::needs_restart`]).
+    pub async fn reload(&self, config: Config) -> Reloaded {
+        self.0.reload(config).await
     }
 }
 
@@ -58,12 +72,17 @@ impl Server {
         // A bound listener always has an address; fall back to the configured one.
         self.listener
             .local_addr()
-            .unwrap_or(self.broker.config.listen)
+            .unwrap_or(self.broker.config().listen)
     }
 
     /// The address the management API actually bound, when it is on.
     pub fn management_addr(&self) -> Option<SocketAddr> {
         self.management.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// A handle that reloads the configuration.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle(self.broker.clone())
     }
 
     /// A handle that stops the server.
@@ -86,8 +105,8 @@ impl Server {
             ));
         }
         tracker.spawn(alarm::watch_disk(
-            self.broker.config.data_dir.clone(),
-            self.broker.config.limits.disk_free_limit,
+            self.broker.config().data_dir.clone(),
+            self.broker.config().limits.disk_free_limit,
             self.broker.alarm.clone(),
             shutdown.clone(),
         ));

@@ -20,7 +20,8 @@ use crate::connection::events::ConnectionId;
 use crate::durable::Durable;
 use crate::durable::definitions::{StoredBinding, StoredQueue};
 use crate::error::ChannelError;
-use crate::queue::{self, Command, QueueHandle, QueueInfo, Restored};
+use crate::policy::Policies;
+use crate::queue::{self, Command, QueueHandle, QueueInfo, Restored, Settings};
 use crate::unroutable::Unroutable;
 
 /// What publishers route against: immutable once published.
@@ -49,6 +50,8 @@ pub(crate) struct Vhost {
     pub(crate) unroutable: Unroutable,
     memory: Arc<Alarm>,
     pub(crate) durable: Arc<Durable>,
+    /// The operator's policies for this vhost's queues.
+    policies: ArcSwap<Policies>,
 }
 
 /// The exchanges every vhost has from the start.
@@ -61,7 +64,12 @@ const PREDECLARED: [(&str, ExchangeKind); 5] = [
 ];
 
 impl Vhost {
-    pub(crate) fn new(name: &str, memory: Arc<Alarm>, durable: Arc<Durable>) -> Arc<Vhost> {
+    pub(crate) fn new(
+        name: &str,
+        memory: Arc<Alarm>,
+        durable: Arc<Durable>,
+        policies: Policies,
+    ) -> Arc<Vhost> {
         let mut topology = Topology::new();
         for (exchange, kind) in PREDECLARED {
             let mut spec = ExchangeSpec::new(exchange, kind);
@@ -80,7 +88,39 @@ impl Vhost {
             unroutable: Unroutable::default(),
             memory,
             durable,
+            policies: ArcSwap::from_pointee(policies),
         })
+    }
+
+    /// The policies in force.
+    pub(crate) fn policies(&self) -> arc_swap::Guard<Arc<Policies>> {
+        self.policies.load()
+    }
+
+    /// The settings a queue named `name` runs with: its own (from `arguments`) with the
+    /// policies'.
+    pub(crate) fn settings_for(
+        &self,
+        name: &str,
+        arguments: &FieldTable,
+        own: &Settings,
+    ) -> Settings {
+        own.with_policy(arguments, &self.policies.load().resolve(name).definition)
+    }
+
+    /// Puts new policies in force, on every queue of the vhost at once.
+    pub(crate) async fn set_policies(&self, policies: Policies) {
+        let queues: Vec<QueueHandle> = {
+            // Under the writer lock: a queue declared meanwhile gets the new policies.
+            let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            self.policies.store(Arc::new(policies));
+            self.snapshot().queues.values().cloned().collect()
+        };
+        for queue in queues {
+            let info = &queue.info;
+            let settings = self.settings_for(&info.name, &info.arguments, &info.settings);
+            queue.send(Command::Apply { settings }).await;
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -213,12 +253,14 @@ impl Vhost {
             store_id: Some(stored.id),
         };
         let restored = Restored { messages, clean };
+        let settings = self.settings_for(&info.name, &info.arguments, &info.settings);
         let handle = queue::spawn(
             info,
             self.this.clone(),
             self.memory.clone(),
             self.durable.clone(),
             restored,
+            settings,
         );
         let _: Result<(), Infallible> = self.update(|s| {
             s.queues.insert(name.as_str().into(), handle);
@@ -271,12 +313,14 @@ impl Vhost {
                 store_id: (declare.durable && !declare.exclusive)
                     .then(|| self.durable.allocate_queue()),
             };
+            let settings = self.settings_for(&info.name, &info.arguments, &info.settings);
             let handle = queue::spawn(
                 info,
                 self.this.clone(),
                 self.memory.clone(),
                 self.durable.clone(),
                 Restored::default(),
+                settings,
             );
             self.durable.put_queue(&self.name, &handle);
             s.queues
@@ -387,13 +431,14 @@ impl Vhost {
         }
     }
 
+    /// Binds a queue to an exchange; true when the binding is new.
     pub(crate) fn bind_queue(
         &self,
         queue: &str,
         exchange: &str,
         routing_key: &str,
         arguments: FieldTable,
-    ) -> Result<(), ChannelError> {
+    ) -> Result<bool, ChannelError> {
         self.update(|s| {
             if !s.queues.contains_key(queue) {
                 return Err(self.no_queue(queue));
@@ -418,27 +463,28 @@ impl Vhost {
                     &arguments,
                 );
             }
-            Ok(())
+            Ok(new)
         })
     }
 
-    /// Binds exchange `destination` to exchange `source`.
+    /// Binds exchange `destination` to exchange `source`; true when the binding is new.
     pub(crate) fn bind_exchange(
         &self,
         destination: &str,
         source: &str,
         routing_key: &str,
         arguments: FieldTable,
-    ) -> Result<(), ChannelError> {
+    ) -> Result<bool, ChannelError> {
         self.update(|s| {
             let to = Destination::Exchange(destination.into());
-            if s.topology
-                .bind(source, to.clone(), routing_key, arguments.clone())?
-            {
+            let new = s
+                .topology
+                .bind(source, to.clone(), routing_key, arguments.clone())?;
+            if new {
                 self.durable
                     .put_binding(&self.name, s, source, &to, routing_key, &arguments);
             }
-            Ok(())
+            Ok(new)
         })
         .map_err(|e| self.routing_error(e))
     }

@@ -8,7 +8,7 @@ use crate::error::{ConnectionError, Error};
 impl Connection {
     /// Handles a frame for an open channel (not channel.open / channel.close).
     pub(crate) async fn dispatch(&mut self, ch: u16, frame: Frame) -> Result<(), Error> {
-        let max_size = self.broker.config.limits.max_message_size;
+        let max_size = self.broker.config().limits.max_message_size;
         let channel = self.channel(ch)?;
         match frame {
             Frame::Method { method, .. } => {

@@ -84,7 +84,7 @@ pub(crate) async fn negotiate(
     broker: &Broker,
     peer: SocketAddr,
 ) -> Result<Negotiated, HandshakeError> {
-    let limits = &broker.config.limits;
+    let limits = &broker.config().limits;
     send(writer, start_method()).await?;
 
     let start_ok = match next_method(frames).await? {
@@ -203,7 +203,7 @@ fn authenticate(
         }
     };
     broker
-        .users
+        .users()
         .authenticate(&username, &password, peer.ip())
         .map_err(|e| ConnectionError::access_refused(e.to_string()))
 }
@@ -255,10 +255,10 @@ fn check_vhost(
 ) -> Result<(), ConnectionError> {
     let vhost = open.virtual_host.as_str();
     let refuse = |detail: String| ConnectionError::not_allowed(detail).in_method(10, 40);
-    if !broker.users.vhost_exists(vhost) {
+    if !broker.users().vhost_exists(vhost) {
         return Err(refuse(format!("vhost {vhost} not found")));
     }
-    if broker.users.permissions(user.name(), vhost).is_none() {
+    if broker.users().permissions(user.name(), vhost).is_none() {
         return Err(refuse(format!(
             "access to vhost '{vhost}' refused for user '{}'",
             user.name()

@@ -62,7 +62,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
     }
     let local = stream.local_addr().ok();
     let (mut reader, mut writer) = stream.into_split();
-    let limits = &broker.config.limits;
+    let limits = &broker.config().limits;
     let handshake = async {
         handshake::read_protocol_header(&mut reader, &mut writer).await?;
         Ok::<_, HandshakeError>(())
@@ -105,9 +105,9 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
         name = negotiated.client.connection_name.as_deref().unwrap_or(""),
         "connection opened"
     );
-    let vhost = broker.vhosts.get(&negotiated.vhost).cloned();
+    let vhost = broker.vhost(&negotiated.vhost);
     let permissions = broker
-        .users
+        .users()
         .permissions(negotiated.user.name(), &negotiated.vhost)
         .cloned();
     let (Some(vhost), Some(permissions)) = (vhost, permissions) else {
@@ -456,7 +456,7 @@ impl Connection {
             Method::ConnectionUpdateSecret(update) => {
                 // PLAIN credentials: the new secret must be this user's password.
                 self.broker
-                    .users
+                    .users()
                     .authenticate(self.user.name(), &update.new_secret, self.peer.ip())
                     .map_err(|_| {
                         ConnectionError::access_refused("new secret rejected").in_method(10, 70)

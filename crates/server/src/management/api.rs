@@ -3,22 +3,22 @@
 
 use serde_json::{Value, json};
 
-use super::{Listing, json};
+use super::{Listed, Listing, json};
 use warren_routing::Destination;
 
 use crate::broker::Broker;
-use crate::queue::{QueueHandle, QueueStats};
+use crate::policy::{PolicyDefinition, PolicyKey};
 
 /// `GET /api/overview`: totals over every vhost.
 pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
     let (mut ready, mut unacked, mut consumers) = (0u64, 0u64, 0u64);
-    for (_, _, stats) in &listing.queues {
+    for stats in listing.queues.iter().map(|l| &l.stats) {
         ready += u64::from(stats.ready);
         unacked += u64::from(stats.unacked);
         consumers += u64::from(stats.consumers);
     }
     let exchanges: usize = broker
-        .vhosts
+        .vhosts()
         .values()
         .map(|v| v.snapshot().topology.exchanges().count() + 1)
         .sum();
@@ -41,16 +41,17 @@ pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
 }
 
 /// The vhosts to list, by name.
-fn vhosts<'b>(
-    broker: &'b Broker,
+fn vhosts(
+    broker: &Broker,
     only: Option<&str>,
-) -> Vec<(&'b String, &'b std::sync::Arc<crate::vhost::Vhost>)> {
+) -> Vec<(String, std::sync::Arc<crate::vhost::Vhost>)> {
     let mut vhosts: Vec<_> = broker
-        .vhosts
+        .vhosts()
         .iter()
         .filter(|(name, _)| only.is_none_or(|wanted| name.as_str() == wanted))
+        .map(|(name, vhost)| (name.clone(), vhost.clone()))
         .collect();
-    vhosts.sort_by(|a, b| a.0.cmp(b.0));
+    vhosts.sort_by(|a, b| a.0.cmp(&b.0));
     vhosts
 }
 
@@ -156,8 +157,8 @@ pub(super) fn queues(listing: &Listing, vhost: Option<&str>) -> Value {
         listing
             .queues
             .iter()
-            .filter(|(v, _, _)| vhost.is_none_or(|wanted| v == wanted))
-            .map(|(v, queue, stats)| queue_json(v, queue, stats))
+            .filter(|l| vhost.is_none_or(|wanted| l.vhost == wanted))
+            .map(queue_json)
             .collect(),
     )
 }
@@ -167,15 +168,41 @@ pub(super) fn queue(listing: &Listing, vhost: &str, name: &str) -> Option<Value>
     listing
         .queues
         .iter()
-        .find(|(v, q, _)| v == vhost && q.info.name.as_str() == name)
-        .map(|(v, queue, stats)| queue_json(v, queue, stats))
+        .find(|l| l.vhost == vhost && l.queue.info.name.as_str() == name)
+        .map(queue_json)
 }
 
-fn queue_json(vhost: &str, queue: &QueueHandle, stats: &QueueStats) -> Value {
+/// A queue as RabbitMQ shows it, with its policies: `policy` names the
+/// highest-priority matching one (RabbitMQ applies only that one), `policies` every one
+/// that contributes, `effective_policy_definition` the merged settings under RabbitMQ's
+/// key names, and `policy_sources` which policy set each key.
+fn queue_json(listed: &Listed) -> Value {
+    let Listed {
+        vhost,
+        queue,
+        stats,
+        policy,
+    } = listed;
     let info = &queue.info;
+    let mut names: Vec<&str> = Vec::new();
+    for (_, name) in &policy.sources {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    let definition = policy_json(&policy.definition);
+    let sources: serde_json::Map<String, Value> = policy
+        .sources
+        .iter()
+        .map(|(key, name)| (rabbitmq_key(*key).to_owned(), json!(name)))
+        .collect();
     json!({
         "name": info.name.as_str(),
         "vhost": vhost,
+        "policy": names.first(),
+        "policies": names,
+        "effective_policy_definition": definition,
+        "policy_sources": sources,
         "durable": info.durable,
         "auto_delete": info.auto_delete,
         "exclusive": info.exclusive_owner.is_some(),
@@ -187,4 +214,41 @@ fn queue_json(vhost: &str, queue: &QueueHandle, stats: &QueueStats) -> Value {
         "messages_unacknowledged": stats.unacked,
         "consumers": stats.consumers,
     })
+}
+
+/// RabbitMQ's name of a policy key (`max-length`).
+fn rabbitmq_key(key: PolicyKey) -> &'static str {
+    key.argument().trim_start_matches("x-")
+}
+
+/// A merged policy definition under RabbitMQ's key names.
+fn policy_json(d: &PolicyDefinition) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut put = |key: PolicyKey, value: Option<Value>| {
+        if let Some(value) = value {
+            out.insert(rabbitmq_key(key).to_owned(), value);
+        }
+    };
+    put(PolicyKey::MessageTtl, d.message_ttl.map(Value::from));
+    put(PolicyKey::Expires, d.expires.map(Value::from));
+    put(PolicyKey::MaxLength, d.max_length.map(Value::from));
+    put(
+        PolicyKey::MaxLengthBytes,
+        d.max_length_bytes.map(Value::from),
+    );
+    put(
+        PolicyKey::Overflow,
+        d.overflow.map(|o| Value::from(o.as_str())),
+    );
+    put(
+        PolicyKey::DeadLetterExchange,
+        d.dead_letter_exchange.clone().map(Value::from),
+    );
+    put(
+        PolicyKey::DeadLetterRoutingKey,
+        d.dead_letter_routing_key.clone().map(Value::from),
+    );
+    put(PolicyKey::DeliveryLimit, d.delivery_limit.map(Value::from));
+    put(PolicyKey::MaxPriority, d.max_priority.map(Value::from));
+    Value::Object(out)
 }

@@ -28,13 +28,13 @@ pub(super) fn render(broker: &Broker, listing: &Listing) -> String {
     ];
     for (name, help, value) in per_queue {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (vhost, queue, stats) in &listing.queues {
+        for listed in &listing.queues {
             let _ = writeln!(
                 out,
                 "{name}{{vhost=\"{}\",queue=\"{}\"}} {}",
-                label(vhost),
-                label(&queue.info.name),
-                value(stats)
+                label(&listed.vhost),
+                label(&listed.queue.info.name),
+                value(&listed.stats)
             );
         }
     }

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
+use crate::policy::Resolved;
 use crate::queue::{Command, QueueHandle, QueueStats};
 
 /// Serves the API until shutdown.
@@ -94,21 +95,21 @@ async fn respond(
         ["api", "overview"] => api::overview(broker, &stats(broker).await),
         ["api", "queues"] | ["api", "queues", ""] => api::queues(&stats(broker).await, None),
         ["api", "queues", vhost] => {
-            if !broker.vhosts.contains_key(*vhost) {
+            if !broker.vhosts().contains_key(*vhost) {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
             api::queues(&stats(broker).await, Some(vhost))
         }
         ["api", "exchanges"] | ["api", "exchanges", ""] => api::exchanges(broker, None),
-        ["api", "exchanges", vhost] if broker.vhosts.contains_key(*vhost) => {
+        ["api", "exchanges", vhost] if broker.vhosts().contains_key(*vhost) => {
             api::exchanges(broker, Some(vhost))
         }
         ["api", "connections"] | ["api", "connections", ""] => api::connections(broker, None),
-        ["api", "vhosts", vhost, "connections"] if broker.vhosts.contains_key(*vhost) => {
+        ["api", "vhosts", vhost, "connections"] if broker.vhosts().contains_key(*vhost) => {
             api::connections(broker, Some(vhost))
         }
         ["api", "bindings"] | ["api", "bindings", ""] => api::bindings(broker, None),
-        ["api", "bindings", vhost] if broker.vhosts.contains_key(*vhost) => {
+        ["api", "bindings", vhost] if broker.vhosts().contains_key(*vhost) => {
             api::bindings(broker, Some(vhost))
         }
         ["api", "queues", vhost, name] => match api::queue(&stats(broker).await, vhost, name) {
@@ -122,20 +123,38 @@ async fn respond(
 
 /// Every queue of every vhost with its stats, by vhost name then queue name.
 pub(crate) struct Listing {
-    pub(crate) queues: Vec<(String, QueueHandle, QueueStats)>,
+    pub(crate) queues: Vec<Listed>,
+}
+
+/// One queue as monitoring sees it.
+pub(crate) struct Listed {
+    pub(crate) vhost: String,
+    pub(crate) queue: QueueHandle,
+    pub(crate) stats: QueueStats,
+    /// What the vhost's policies set on it, and which policy set each key.
+    pub(crate) policy: Resolved,
 }
 
 async fn stats(broker: &Broker) -> Listing {
     let mut queues = Vec::new();
-    let mut vhosts: Vec<_> = broker.vhosts.iter().collect();
-    vhosts.sort_by(|a, b| a.0.cmp(b.0));
+    let all = broker.vhosts();
+    let mut vhosts: Vec<_> = all.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    drop(all);
+    vhosts.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, vhost) in vhosts {
         let mut handles: Vec<QueueHandle> = vhost.snapshot().queues.values().cloned().collect();
         handles.sort_by(|a, b| a.info.name.as_str().cmp(b.info.name.as_str()));
+        let policies = vhost.policies();
         for queue in handles {
             // A queue that stopped meanwhile is left out.
             if let Some(stats) = queue.ask(|reply| Command::Stats { reply }).await {
-                queues.push((name.clone(), queue, stats));
+                let policy = policies.resolve(&queue.info.name);
+                queues.push(Listed {
+                    vhost: name.clone(),
+                    queue,
+                    stats,
+                    policy,
+                });
             }
         }
     }
@@ -164,7 +183,7 @@ fn authorized(broker: &Broker, peer: SocketAddr, request: &Request<Incoming>) ->
         return false;
     };
     broker
-        .users
+        .users()
         .authenticate(user, &credentials[colon + 1..], peer.ip())
         .is_ok()
 }

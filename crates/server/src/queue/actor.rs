@@ -30,6 +30,7 @@ use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event}
 use crate::durable::{self, Durable};
 use crate::error::ChannelError;
 use crate::message::Message;
+use crate::queue::Settings;
 use crate::queue::consumers::{Consumer, Consumers};
 use crate::queue::dead_letter::{self, Reason, Target};
 use crate::queue::expiry::Expiry;
@@ -67,6 +68,8 @@ enum Flow {
 
 pub(crate) struct Queue {
     handle: QueueHandle,
+    /// In force now: the declare arguments' settings with the vhost's policies.
+    settings: Settings,
     vhost: Weak<Vhost>,
     ready: Ready,
     next_id: u64,
@@ -108,12 +111,13 @@ impl Queue {
         vhost: Weak<Vhost>,
         memory: Arc<Alarm>,
         durable: Arc<Durable>,
+        settings: Settings,
     ) -> Self {
-        let settings = &handle.info.settings;
         let ready = Ready::with_max_priority(settings.max_priority.unwrap_or(0));
         let consumers = Consumers::new(settings.single_active_consumer);
         Queue {
             handle,
+            settings,
             vhost,
             ready,
             next_id: 1,
@@ -137,13 +141,56 @@ impl Queue {
         }
     }
 
+    /// New settings in force (the policies changed). The priority levels and single
+    /// active consumer are fixed when the queue is created, so those stay. A lowered
+    /// length limit drops the oldest messages at once under `drop-head` (dead-lettering
+    /// them if there is where to); under `reject-publish` it refuses new ones until the
+    /// queue is short enough. A new message TTL applies to messages published from now on.
+    fn apply(&mut self, mut settings: Settings) {
+        settings.max_priority = self.settings.max_priority;
+        settings.single_active_consumer = self.settings.single_active_consumer;
+        // A byte limit needs every ready message's size: bring paged-out ones back.
+        let page_in = settings.max_length_bytes.is_some() && self.pages();
+        self.settings = settings;
+        if page_in {
+            self.page_in_all();
+        }
+        if self.settings.overflow == Overflow::DropHead {
+            while self.is_over_limit() {
+                let Some(oldest) = self.ready.pop() else {
+                    break;
+                };
+                self.drop_entry(oldest, Reason::Maxlen);
+            }
+        }
+    }
+
+    /// Reads every paged-out message back into memory.
+    fn page_in_all(&mut self) {
+        loop {
+            let ids = self.ready.paged_front(PAGE_IN);
+            if ids.is_empty() {
+                return;
+            }
+            match self.durable.store.read(&ids) {
+                Ok(payloads) => self
+                    .ready
+                    .fill_front(payloads.into_iter().map(Message::from_stored)),
+                Err(e) => {
+                    error!(queue = self.name(), error = %e,
+                        "cannot read stored messages back; they stay on disk");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Whether this queue keeps only a window of its stored messages in memory: a
     /// durable queue, unless it needs every message's size or priority at hand.
     fn pages(&self) -> bool {
-        let info = &self.handle.info;
-        info.store_id.is_some()
-            && info.settings.max_length_bytes.is_none()
-            && info.settings.max_priority.is_none()
+        self.handle.info.store_id.is_some()
+            && self.settings.max_length_bytes.is_none()
+            && self.settings.max_priority.is_none()
     }
 
     /// Takes back the messages the queue held before a restart, in order. Their bytes
@@ -152,7 +199,7 @@ impl Queue {
     /// redelivered.
     pub(crate) fn restore(&mut self, restored: Restored) {
         let now = durable::now_ms();
-        let queue_ttl = self.handle.info.settings.message_ttl;
+        let queue_ttl = self.settings.message_ttl;
         let pages = self.pages();
         self.ready.reserve(restored.messages.len());
         for chunk in restored.messages.chunks(PAGE_IN) {
@@ -236,7 +283,7 @@ impl Queue {
     /// paged out) when the queue has a dead-letter exchange, and forgotten.
     fn drop_entry(&mut self, entry: Entry, reason: Reason) {
         self.forget(&entry);
-        if self.handle.info.settings.dead_letter_exchange.is_some()
+        if self.settings.dead_letter_exchange.is_some()
             && let Some(entry) = self.loaded(entry)
         {
             self.dead_letter(&entry.message, reason);
@@ -406,6 +453,7 @@ impl Queue {
                 self.last_used = Instant::now();
                 let _ = reply.send((count(self.ready.len()), count(self.consumers.len())));
             }
+            Command::Apply { settings } => self.apply(settings),
             Command::Stats { reply } => {
                 let _ = reply.send(QueueStats {
                     ready: count(self.ready.len()),
@@ -506,7 +554,7 @@ impl Queue {
     /// A delivered message came back undone: ready again, unless it expired meanwhile
     /// or has come back more often than the delivery limit allows.
     fn give_back(&mut self, u: Unacked) {
-        let limit = self.handle.info.settings.delivery_limit;
+        let limit = self.settings.delivery_limit;
         if u.expired {
             self.dead_letter(&u.entry.message, Reason::Expired);
             self.forget(&u.entry);
@@ -528,7 +576,7 @@ impl Queue {
         confirm: Option<ConfirmTo>,
         expiration: Option<u64>,
     ) {
-        let settings = &self.handle.info.settings;
+        let settings = &self.settings;
         let overflow = settings.overflow;
         if overflow != Overflow::DropHead && self.is_full() {
             if let Some(c) = confirm {
@@ -573,7 +621,7 @@ impl Queue {
 
     /// At a length limit: one more message would exceed it.
     fn is_full(&self) -> bool {
-        let s = &self.handle.info.settings;
+        let s = &self.settings;
         s.max_length
             .is_some_and(|max| self.ready.len() as u64 >= max)
             || s.max_length_bytes
@@ -582,7 +630,7 @@ impl Queue {
 
     /// Past a length limit.
     fn is_over_limit(&self) -> bool {
-        let s = &self.handle.info.settings;
+        let s = &self.settings;
         s.max_length
             .is_some_and(|max| self.ready.len() as u64 > max)
             || s.max_length_bytes
@@ -612,7 +660,7 @@ impl Queue {
 
     /// Unused for longer than `x-expires`.
     fn idle_expired(&self) -> bool {
-        self.handle.info.settings.expires.is_some_and(|ms| {
+        self.settings.expires.is_some_and(|ms| {
             self.consumers.is_empty() && self.last_used.elapsed().as_millis() >= u128::from(ms)
         })
     }
@@ -620,8 +668,6 @@ impl Queue {
     /// Sets the timer for the earliest deadline.
     fn arm_timer(&mut self) {
         let idle = self
-            .handle
-            .info
             .settings
             .expires
             .filter(|_| self.consumers.is_empty())
@@ -641,7 +687,7 @@ impl Queue {
     /// Sends a message that leaves this queue undone to the dead-letter exchange, if
     /// the queue has one; otherwise it is dropped.
     fn dead_letter(&mut self, message: &Message, reason: Reason) {
-        let settings = &self.handle.info.settings;
+        let settings = &self.settings;
         let Some(exchange) = settings.dead_letter_exchange.clone() else {
             return;
         };

@@ -40,7 +40,8 @@ pub(crate) struct QueueInfo {
     pub(crate) exclusive_owner: Option<ConnectionId>,
     pub(crate) auto_delete: bool,
     pub(crate) arguments: FieldTable,
-    /// What the arguments ask of the queue's behaviour.
+    /// What the arguments ask of the queue's behaviour (policies may add to it: the
+    /// queue task holds the settings in force).
     pub(crate) settings: Settings,
     /// Its id in the message store: durable, non-exclusive queues have one.
     pub(crate) store_id: Option<u32>,
@@ -227,6 +228,10 @@ pub(crate) enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
+    /// New settings in force: the vhost's policies changed.
+    Apply {
+        settings: Settings,
+    },
     /// Depth and consumers, for monitoring: unlike `Counts`, not a use of the queue.
     Stats {
         reply: oneshot::Sender<QueueStats>,
@@ -264,13 +269,14 @@ pub(crate) fn spawn(
     memory: Arc<Alarm>,
     durable: Arc<Durable>,
     restored: Restored,
+    settings: Settings,
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let handle = QueueHandle {
         info: Arc::new(info),
         tx,
     };
-    let mut queue = actor::Queue::new(handle.clone(), vhost, memory, durable);
+    let mut queue = actor::Queue::new(handle.clone(), vhost, memory, durable, settings);
     queue.restore(restored);
     tokio::spawn(queue.run(rx));
     handle

@@ -229,8 +229,9 @@ impl Ready {
         }
     }
 
-    /// The store ids of the paged-out messages at the front of the queue, up to `max`,
-    /// in delivery order: what to read before they are delivered.
+    /// The store ids of the first paged-out messages, up to `max`, in delivery order:
+    /// what to read before they are delivered. (Paging out stops at the messages
+    /// already paged out, so they form one run.)
     pub(crate) fn paged_front(&self, max: usize) -> Vec<u64> {
         let [level] = self.levels.as_slice() else {
             return Vec::new();
@@ -239,6 +240,7 @@ impl Ready {
             .fresh
             .iter()
             .filter(|e| !e.is_tombstone())
+            .skip_while(|e| !e.is_paged())
             .take_while(|e| e.is_paged())
             .take(max)
             .map(|e| e.stored)
@@ -257,7 +259,12 @@ impl Ready {
             return;
         };
         let mut messages = messages.into_iter();
-        for entry in level.fresh.iter_mut().filter(|e| !e.is_tombstone()) {
+        let run = level
+            .fresh
+            .iter_mut()
+            .filter(|e| !e.is_tombstone())
+            .skip_while(|e| !e.is_paged());
+        for entry in run {
             if !entry.is_paged() {
                 break;
             }
@@ -452,7 +459,11 @@ mod tests {
         ready.page_out(3500, 1000);
         // From the back: 11 is transient, 10 is unwritten; 9, 8, ... go until at most
         // 3,500 bytes of messages are left in memory.
-        assert_eq!(ready.paged_front(10), Vec::<u64>::new());
+        // The run of paged-out messages, past the front still in memory.
+        assert_eq!(
+            ready.paged_front(10),
+            [200, 300, 400, 500, 600, 700, 800, 900]
+        );
         assert_eq!(ready.len(), 11);
         let taken: Vec<u64> = (0..2).filter_map(|_| ready.pop()).map(|e| e.id()).collect();
         assert_eq!(taken, [1, 2]);

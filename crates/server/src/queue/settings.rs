@@ -7,17 +7,8 @@ use std::sync::Arc;
 
 use warren_codec::{FieldTable, FieldValue};
 
-/// What a full queue does with one more message (`x-overflow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Overflow {
-    /// Drop (or dead-letter) the oldest messages.
-    #[default]
-    DropHead,
-    /// Refuse the new message (nack under confirms).
-    RejectPublish,
-    /// Refuse the new message and dead-letter it.
-    RejectPublishDlx,
-}
+pub(crate) use crate::policy::Overflow;
+use crate::policy::PolicyDefinition;
 
 /// The settings that change how a queue treats its messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,6 +75,42 @@ pub(crate) fn expected_integer(value: &FieldValue) -> String {
 }
 
 impl Settings {
+    /// These settings (from `arguments`) with a policy's: RabbitMQ's precedence. For
+    /// the numeric limits the lower value applies; otherwise an argument the queue was
+    /// declared with wins over the policy.
+    pub(crate) fn with_policy(
+        &self,
+        arguments: &FieldTable,
+        policy: &PolicyDefinition,
+    ) -> Settings {
+        let lower = |argument: Option<u64>, policy: Option<u64>| match (argument, policy) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        };
+        let text = |value: &Option<String>| value.as_deref().map(Arc::from);
+        Settings {
+            message_ttl: lower(self.message_ttl, policy.message_ttl),
+            expires: lower(self.expires, policy.expires),
+            max_length: lower(self.max_length, policy.max_length),
+            max_length_bytes: lower(self.max_length_bytes, policy.max_length_bytes),
+            overflow: match (arguments.get("x-overflow"), policy.overflow) {
+                (None, Some(overflow)) => overflow,
+                _ => self.overflow,
+            },
+            dead_letter_exchange: self
+                .dead_letter_exchange
+                .clone()
+                .or_else(|| text(&policy.dead_letter_exchange)),
+            dead_letter_routing_key: self
+                .dead_letter_routing_key
+                .clone()
+                .or_else(|| text(&policy.dead_letter_routing_key)),
+            delivery_limit: lower(self.delivery_limit, policy.delivery_limit),
+            single_active_consumer: self.single_active_consumer,
+            max_priority: self.max_priority.or(policy.max_priority),
+        }
+    }
+
     /// Reads the settings from declare arguments; other arguments are ignored here.
     pub(crate) fn parse(arguments: &FieldTable) -> Result<Settings, Invalid> {
         let get = |name| arguments.get(name);
@@ -100,11 +127,9 @@ impl Settings {
         }
         let overflow = match get("x-overflow") {
             None => Overflow::DropHead,
-            Some(value) => match value.as_str() {
-                Some("drop-head") => Overflow::DropHead,
-                Some("reject-publish") => Overflow::RejectPublish,
-                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-                Some(_) => {
+            Some(value) => match value.as_str().map(Overflow::parse) {
+                Some(Some(overflow)) => overflow,
+                Some(None) => {
                     return Err(Invalid {
                         argument: "x-overflow",
                         reason: Reason::Value("invalid_overflow".into()),
@@ -246,6 +271,50 @@ mod tests {
         };
         assert_eq!(s, Ok(expected));
         assert_eq!(Settings::parse(&FieldTable::new()), Ok(Settings::default()));
+    }
+
+    #[test]
+    fn policies_lower_the_limits_and_fill_in_what_the_arguments_leave() {
+        let arguments = args(&[
+            ("x-max-length", FieldValue::I32(100)),
+            ("x-message-ttl", FieldValue::I32(1000)),
+            ("x-overflow", FieldValue::string("drop-head")),
+            ("x-dead-letter-exchange", FieldValue::string("mine")),
+        ]);
+        let own = Settings::parse(&arguments).unwrap_or_default();
+        let policy = PolicyDefinition {
+            max_length: Some(10),
+            message_ttl: Some(60_000),
+            expires: Some(5000),
+            overflow: Some(Overflow::RejectPublish),
+            dead_letter_exchange: Some("policy".into()),
+            dead_letter_routing_key: Some("dead".into()),
+            delivery_limit: Some(3),
+            max_priority: Some(5),
+            ..Default::default()
+        };
+        let merged = own.with_policy(&arguments, &policy);
+        assert_eq!(
+            merged,
+            Settings {
+                max_length: Some(10),
+                message_ttl: Some(1000),
+                expires: Some(5000),
+                overflow: Overflow::DropHead,
+                dead_letter_exchange: Some("mine".into()),
+                dead_letter_routing_key: Some("dead".into()),
+                delivery_limit: Some(3),
+                max_priority: Some(5),
+                ..Default::default()
+            }
+        );
+        let bare = Settings::default().with_policy(&FieldTable::new(), &policy);
+        assert_eq!(bare.overflow, Overflow::RejectPublish);
+        assert_eq!(bare.dead_letter_exchange.as_deref(), Some("policy"));
+        assert_eq!(
+            Settings::default().with_policy(&FieldTable::new(), &PolicyDefinition::default()),
+            Settings::default()
+        );
     }
 
     #[test]

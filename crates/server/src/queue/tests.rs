@@ -39,6 +39,7 @@ fn queue() -> QueueHandle {
         unlimited(),
         Durable::in_temp_dir(),
         Restored::default(),
+        Settings::default(),
     )
 }
 
@@ -207,12 +208,14 @@ async fn higher_priority_consumers_are_served_first_and_round_robin_among_equals
 async fn a_single_active_consumer_gets_everything_until_it_goes() {
     let mut info = QueueInfo::named("sac");
     info.settings.single_active_consumer = true;
+    let settings = info.settings.clone();
     let q = spawn(
         info,
         Weak::new(),
         unlimited(),
         Durable::in_temp_dir(),
         Restored::default(),
+        settings,
     );
     let (conn, mut rx) = ConnectionHandle::new();
     let gate = Arc::new(ChannelGate::new());

@@ -8,7 +8,16 @@
 //!
 //! Invariants of a [`Config`]: user and vhost names are unique and non-empty, every
 //! permission names a defined user and vhost, each (user, vhost) has at most one permission
-//! entry, and every limit is within the range documented on [`Limits`].
+//! entry, and every limit is within the range documented on [`Limits`]. Exchanges,
+//! queues, bindings and policies name defined vhosts; exchange, queue and policy names
+//! are unique in their vhost; exchange and queue arguments are ones their declare
+//! accepts; every binding joins exchanges and queues that exist once the file is
+//! applied; every policy sets something, within the range of the matching queue
+//! argument.
+//!
+//! Layout: this file holds the [`Config`], the server settings, users, vhosts and
+//! permissions; `topology.rs` the `[[exchanges]]`, `[[queues]]` and `[[bindings]]`;
+//! `policies.rs` the `[[policies]]`; `arguments.rs` turns TOML tables into field tables.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,15 +27,27 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use warren_codec::FieldTable;
-use warren_routing::ExchangeKind;
-
 use crate::auth::{PasswordHash, Permissions, ResourcePattern};
 pub use crate::config_error::{ConfigError, Location, Problem};
 use crate::policy::Policy;
 
+mod arguments;
+mod policies;
+mod topology;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod topology_tests;
+
+pub use topology::{BindingConfig, BindingDestination, ExchangeConfig, QueueConfig};
+
 /// The configuration used when no file is given: guest/guest from localhost, vhost "/".
-const DEFAULT_TOML: &str = include_str!("default.toml");
+const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// The vhost of an `[[exchanges]]`, `[[queues]]`, `[[bindings]]` or `[[policies]]`
+/// entry that names none.
+const DEFAULT_VHOST: &str = "/";
 
 /// Where the management API listens unless configured: RabbitMQ's port, loopback only.
 pub const DEFAULT_MANAGEMENT: SocketAddr =
@@ -62,68 +83,6 @@ pub struct Config {
     pub bindings: Vec<BindingConfig>,
     /// Policies applied to matching queues (`[[policies]]`).
     pub policies: Vec<Policy>,
-}
-
-/// One `[[exchanges]]` entry: an exchange the broker declares at start.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExchangeConfig {
-    /// A vhost defined in `[[vhosts]]` (default "/").
-    pub vhost: String,
-    /// Its name: not empty, not starting with `amq.`, at most 255 bytes.
-    pub name: String,
-    /// `type`: direct, fanout, topic or headers.
-    pub kind: ExchangeKind,
-    /// Survives a restart (default true).
-    pub durable: bool,
-    /// Deleted when its last binding goes (default false).
-    pub auto_delete: bool,
-    /// Only reachable through exchange-to-exchange bindings (default false).
-    pub internal: bool,
-    /// Exchange arguments (`alternate-exchange`, ...).
-    pub arguments: FieldTable,
-}
-
-/// One `[[queues]]` entry: a queue the broker declares at start.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueConfig {
-    /// A vhost defined in `[[vhosts]]` (default "/").
-    pub vhost: String,
-    /// Its name: not empty, not starting with `amq.`, at most 255 bytes.
-    pub name: String,
-    /// Survives a restart, with its persistent messages (default true).
-    pub durable: bool,
-    /// Deleted when its last consumer goes (default false).
-    pub auto_delete: bool,
-    /// Queue arguments (`x-max-length`, `x-dead-letter-exchange`, ...), checked as a
-    /// queue.declare would check them.
-    pub arguments: FieldTable,
-}
-
-/// What a binding routes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindingDestination {
-    /// A queue (the default).
-    Queue,
-    /// An exchange (an exchange-to-exchange binding).
-    Exchange,
-}
-
-/// One `[[bindings]]` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BindingConfig {
-    /// A vhost defined in `[[vhosts]]` (default "/").
-    pub vhost: String,
-    /// The exchange messages come from: one in `[[exchanges]]` of the same vhost, or a
-    /// predeclared `amq.*` exchange.
-    pub source: String,
-    /// The queue (or exchange) they go to, defined in this file.
-    pub destination: String,
-    /// `destination_type`: "queue" (default) or "exchange".
-    pub destination_kind: BindingDestination,
-    /// The binding key (default "").
-    pub routing_key: String,
-    /// Binding arguments (`x-match` and header values for headers exchanges).
-    pub arguments: FieldTable,
 }
 
 /// Limits offered in connection.tune and enforced by the broker.
@@ -274,6 +233,14 @@ struct RawConfig {
     vhosts: Vec<RawVhost>,
     #[serde(default)]
     permissions: Vec<RawPermission>,
+    #[serde(default)]
+    exchanges: Vec<Spanned<topology::RawExchange>>,
+    #[serde(default)]
+    queues: Vec<Spanned<topology::RawQueue>>,
+    #[serde(default)]
+    bindings: Vec<Spanned<topology::RawBinding>>,
+    #[serde(default)]
+    policies: Vec<Spanned<policies::RawPolicy>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -379,6 +346,11 @@ impl Validator<'_> {
         let users = self.users(raw.users)?;
         let vhosts = self.vhosts(raw.vhosts)?;
         let permissions = self.permissions(raw.permissions, &users, &vhosts)?;
+        let vhost_names: Vec<&str> = vhosts.iter().map(|v| v.name.as_str()).collect();
+        let exchanges = self.exchanges(raw.exchanges, &vhost_names)?;
+        let queues = self.queues(raw.queues, &vhost_names)?;
+        let bindings = self.bindings(raw.bindings, &vhost_names, &exchanges, &queues)?;
+        let policies = self.policies(raw.policies, &vhost_names)?;
         Ok(Config {
             listen,
             data_dir,
@@ -388,10 +360,10 @@ impl Validator<'_> {
             users,
             vhosts,
             permissions,
-            exchanges: Vec::new(),
-            queues: Vec::new(),
-            bindings: Vec::new(),
-            policies: Vec::new(),
+            exchanges,
+            queues,
+            bindings,
+            policies,
         })
     }
 
@@ -490,8 +462,22 @@ impl Validator<'_> {
         max: i64,
         default: T,
     ) -> Result<T, ConfigError> {
+        let key = || format!("limits.{name}");
+        Ok(self
+            .ranged(value.as_ref(), key, min, max)?
+            .unwrap_or(default))
+    }
+
+    /// An optional integer within `min..=max`; `key` names it in an error.
+    fn ranged<T: TryFrom<i64>>(
+        &self,
+        value: Option<&Spanned<i64>>,
+        key: impl FnOnce() -> String,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<T>, ConfigError> {
         let Some(value) = value else {
-            return Ok(default);
+            return Ok(None);
         };
         let got = *value.get_ref();
         let problem = if got < min {
@@ -499,12 +485,12 @@ impl Validator<'_> {
         } else if got > max {
             Problem::TooLarge { max, got }
         } else if let Ok(v) = T::try_from(got) {
-            return Ok(v);
+            return Ok(Some(v));
         } else {
             // Only reachable if a caller's bounds exceed T's range.
             Problem::TooLarge { max, got }
         };
-        self.error(value.span().start, format!("limits.{name}"), problem)
+        self.error(value.span().start, key(), problem)
     }
 
     /// A name that must be non-empty and unique among `seen` (name -> offset of first use).
@@ -526,6 +512,48 @@ impl Validator<'_> {
         }
         seen.insert(name.clone(), at);
         Ok(name)
+    }
+
+    /// A name that must be non-empty and unique in its vhost among `seen` ((vhost, name)
+    /// -> offset of first use).
+    fn unique_in_vhost(
+        &self,
+        name: Spanned<String>,
+        vhost: &str,
+        key: String,
+        kind: &'static str,
+        seen: &mut HashMap<(String, String), usize>,
+    ) -> Result<String, ConfigError> {
+        let at = name.span().start;
+        let name = name.into_inner();
+        if name.is_empty() {
+            return self.error(at, key, Problem::Empty);
+        }
+        let id = (vhost.to_owned(), name);
+        if let Some(&first) = seen.get(&id) {
+            let first = self.location(first).line_column();
+            let name = id.1;
+            return self.error(at, key, Problem::Duplicate { kind, name, first });
+        }
+        seen.insert(id.clone(), at);
+        Ok(id.1)
+    }
+
+    /// The vhost of an exchange, queue, binding or policy: the one it names or, when it
+    /// names none, "/"; either must be defined. `entry` is where the entry starts, the
+    /// place to report an undefined default.
+    fn entry_vhost(
+        &self,
+        vhost: Option<Spanned<String>>,
+        entry: usize,
+        key: String,
+        vhosts: &[&str],
+    ) -> Result<String, ConfigError> {
+        match vhost {
+            Some(name) => self.reference(name, key, "vhost", vhosts),
+            None if vhosts.contains(&DEFAULT_VHOST) => Ok(DEFAULT_VHOST.to_owned()),
+            None => self.unknown(entry, key, "vhost", DEFAULT_VHOST.to_owned(), None, vhosts),
+        }
     }
 
     fn users(&self, raw: Vec<RawUser>) -> Result<Vec<UserConfig>, ConfigError> {
@@ -615,15 +643,30 @@ impl Validator<'_> {
         if known.contains(&name.get_ref().as_str()) {
             return Ok(name.into_inner());
         }
+        let at = name.span().start;
+        self.unknown(at, key, kind, name.into_inner(), None, known)
+    }
+
+    /// The error for a reference to `name`, which is not among `known` (in `vhost`, for
+    /// things that live in one).
+    fn unknown<T>(
+        &self,
+        at: usize,
+        key: String,
+        kind: &'static str,
+        name: String,
+        vhost: Option<&str>,
+        known: &[&str],
+    ) -> Result<T, ConfigError> {
         let known = if known.is_empty() {
             "none".to_owned()
         } else {
             known.join(", ")
         };
-        let at = name.span().start;
         let problem = Problem::UnknownReference {
             kind,
-            name: name.into_inner(),
+            name,
+            vhost: vhost.map(str::to_owned),
             known,
         };
         self.error(at, key, problem)
@@ -655,141 +698,5 @@ fn regex_reason(error: &regex::Error) -> String {
     match text.lines().find_map(|l| l.strip_prefix("error: ")) {
         Some(reason) => reason.to_owned(),
         None => text.split_whitespace().collect::<Vec<_>>().join(" "),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::auth::verify_password;
-
-    #[test]
-    fn embedded_default_parses_and_matches_builtin() {
-        let parsed = Config::parse(DEFAULT_TOML, "default.toml").unwrap();
-        assert_eq!(parsed, Config::builtin_default());
-        assert_eq!(Config::embedded_default(), parsed);
-    }
-
-    #[test]
-    fn embedded_default_is_guest_on_loopback() {
-        let config = Config::embedded_default();
-        assert_eq!(config.listen, "127.0.0.1:5672".parse().unwrap());
-        assert_eq!(config.data_dir, PathBuf::from("./data"));
-        let guest = &config.users[0];
-        assert!(guest.loopback_only);
-        assert!(verify_password(&guest.password_hash, b"guest"));
-        assert!(config.permissions[0].permissions.can_configure("anything"));
-    }
-
-    #[test]
-    fn example_broker_toml_parses() {
-        let config = Config::parse(include_str!("../../../broker.toml"), "broker.toml").unwrap();
-        assert_eq!(config.limits, Limits::default());
-        assert_eq!(config.users.len(), 1);
-        assert!(config.users[0].loopback_only);
-        assert!(verify_password(&config.users[0].password_hash, b"guest"));
-        assert_eq!(config.vhosts[0].name, "/");
-        let perms = &config.permissions[0].permissions;
-        assert!(perms.can_configure("q") && perms.can_write("x") && perms.can_read("q"));
-    }
-
-    #[test]
-    fn empty_file_takes_defaults_and_has_no_users() {
-        let config = Config::parse("", "broker.toml").unwrap();
-        assert_eq!(config.listen, SocketAddr::from((Ipv4Addr::LOCALHOST, 5672)));
-        assert_eq!(config.data_dir, PathBuf::from("./data"));
-        assert_eq!(config.limits, Limits::default());
-        assert!(config.users.is_empty() && config.vhosts.is_empty());
-        assert!(config.permissions.is_empty());
-    }
-
-    #[test]
-    fn limits_and_server_are_read() {
-        let text = "[server]\nlisten = \"[::1]:5673\"\ndata_dir = \"/var/lib/warren\"\nfsync = false\n\
-                    [limits]\nframe_max = 4096\nchannel_max = 65535\nheartbeat = 0\n\
-                    max_message_size = 536870912\nhandshake_timeout = 3\nmax_connections = 7\n\
-                    memory_high_watermark = 1073741824\ndisk_free_limit = 0\n";
-        let config = Config::parse(text, "broker.toml").unwrap();
-        assert_eq!(config.listen, "[::1]:5673".parse().unwrap());
-        assert_eq!(config.data_dir, PathBuf::from("/var/lib/warren"));
-        assert!(!config.fsync);
-        let expected = Limits {
-            frame_max: 4096,
-            channel_max: 65535,
-            heartbeat: 0,
-            max_message_size: 512 * 1024 * 1024,
-            handshake_timeout: Duration::from_secs(3),
-            max_connections: 7,
-            memory_high_watermark: Watermark::Bytes(1 << 30),
-            disk_free_limit: 0,
-        };
-        assert_eq!(config.limits, expected);
-    }
-
-    #[test]
-    fn memory_watermark_is_a_fraction_or_bytes() {
-        let watermark = |value: &str| {
-            Config::parse(
-                &format!("[limits]\nmemory_high_watermark = {value}\n"),
-                "b.toml",
-            )
-            .map(|c| c.limits.memory_high_watermark)
-            .map_err(|e| e.to_string())
-        };
-        assert_eq!(watermark("0.6"), Ok(Watermark::PerMille(600)));
-        assert_eq!(watermark("1.0"), Ok(Watermark::PerMille(1000)));
-        assert_eq!(watermark("500000000"), Ok(Watermark::Bytes(500_000_000)));
-        for bad in ["0.0", "1.5", "0", "-3"] {
-            let error = watermark(bad).err().unwrap_or_default();
-            assert!(
-                error.starts_with("b.toml:2:25: limits.memory_high_watermark: expected a fraction"),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn omitted_permission_patterns_grant_nothing() {
-        let text = format!(
-            "[[users]]\nname = \"ro\"\npassword_hash = \"{}\"\n[[vhosts]]\nname = \"v\"\n\
-             [[permissions]]\nuser = \"ro\"\nvhost = \"v\"\nread = \"^q$\"\n",
-            PasswordHash::compute([0; 4], b"pw").encode()
-        );
-        let config = Config::parse(&text, "broker.toml").unwrap();
-        let perms = &config.permissions[0].permissions;
-        assert!(perms.can_read("q") && !perms.can_read("q2"));
-        assert!(!perms.can_write("q") && !perms.can_configure("q"));
-        assert!(!config.users[0].loopback_only);
-    }
-
-    #[test]
-    fn load_reads_a_file() {
-        let path = std::env::temp_dir().join(format!("warren-config-{}.toml", std::process::id()));
-        std::fs::write(&path, "[limits]\nheartbeat = 5\n").unwrap();
-        let loaded = Config::load(&path);
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(loaded.unwrap().limits.heartbeat, 5);
-    }
-
-    #[test]
-    fn load_names_unreadable_file() {
-        let err = Config::load(Path::new("/nonexistent/warren.toml")).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("/nonexistent/warren.toml: cannot read: "),
-            "{text}"
-        );
-        assert!(matches!(err, ConfigError::Read { .. }));
-    }
-
-    #[test]
-    fn load_errors_name_the_path() {
-        let path = std::env::temp_dir().join(format!("warren-bad-{}.toml", std::process::id()));
-        std::fs::write(&path, "\n[limits]\nframe_max = 1\n").unwrap();
-        let loaded = Config::load(&path);
-        std::fs::remove_file(&path).unwrap();
-        let expected = format!("{}:3:13: limits.frame_max: ", path.display());
-        assert!(loaded.unwrap_err().to_string().starts_with(&expected));
     }
 }
