@@ -270,7 +270,7 @@ async fn declared_topology_is_in_place_at_start_and_a_reload_adds_users_and_queu
             permissions: warren_server::auth::Permissions::full(),
         });
     let reloaded = broker.reload(config).await;
-    assert_eq!(reloaded.topology.added, ["queue //audit"]);
+    assert_eq!(reloaded.topology.added, ["queue 'audit' in vhost '/'"]);
     assert!(reloaded.topology.differing.is_empty());
     let ops = connect_lapin(&broker.uri_for("ops", "secret", "%2f"), "ops after")
         .await

@@ -25,7 +25,7 @@ const OPERATOR: ConnectionId = 0;
 /// What applying the file's topology changed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// Exchanges, queues and bindings created, as `kind vhost/name` lines.
+    /// Exchanges, queues and bindings created (`queue 'q' in vhost '/'`).
     pub added: Vec<String>,
     /// Ones that exist with other properties, and why they were left as they are.
     pub differing: Vec<String>,
@@ -47,7 +47,7 @@ pub(crate) fn apply(config: &Config, vhosts: &HashMap<String, Arc<Vhost>>) -> Ap
             internal: e.internal,
             arguments: e.arguments.clone(),
         };
-        let what = format!("exchange {}/{}", e.vhost, e.name);
+        let what = format!("exchange '{}' in vhost '{}'", e.name, e.vhost);
         match vhost.declare_exchange(spec) {
             Ok(()) if !existed => applied.added.push(what),
             Ok(()) => {}
@@ -58,7 +58,7 @@ pub(crate) fn apply(config: &Config, vhosts: &HashMap<String, Arc<Vhost>>) -> Ap
         let Some(vhost) = vhosts.get(&q.vhost) else {
             continue;
         };
-        let what = format!("queue {}/{}", q.vhost, q.name);
+        let what = format!("queue '{}' in vhost '{}'", q.name, q.vhost);
         // The file was validated: the name fits and the arguments parse.
         let (Ok(name), Ok(settings)) =
             (ShortStr::new(q.name.clone()), Settings::parse(&q.arguments))
@@ -84,8 +84,8 @@ pub(crate) fn apply(config: &Config, vhosts: &HashMap<String, Arc<Vhost>>) -> Ap
             continue;
         };
         let what = format!(
-            "binding {}/{} -> {} '{}'",
-            b.vhost, b.source, b.destination, b.routing_key
+            "binding '{}' -> '{}' with key '{}' in vhost '{}'",
+            b.source, b.destination, b.routing_key, b.vhost
         );
         let bound = match b.destination_kind {
             BindingDestination::Queue => vhost.bind_queue(

@@ -199,6 +199,8 @@ pub struct Resolved {
     pub definition: PolicyDefinition,
     /// For each key set, the name of the policy it came from.
     pub sources: Vec<(PolicyKey, String)>,
+    /// The policies that set something, highest priority first.
+    pub policies: Vec<String>,
 }
 
 impl Policies {
@@ -226,12 +228,17 @@ impl Policies {
     pub fn resolve(&self, queue: &str) -> Resolved {
         let mut resolved = Resolved::default();
         for policy in self.matching(queue) {
+            let mut contributed = false;
             for key in PolicyKey::ALL {
                 let taken = resolved.sources.iter().any(|(k, _)| *k == key);
                 if !taken && key.is_set_in(&policy.definition) {
                     key.copy(&policy.definition, &mut resolved.definition);
                     resolved.sources.push((key, policy.name.clone()));
+                    contributed = true;
                 }
+            }
+            if contributed {
+                resolved.policies.push(policy.name.clone());
             }
         }
         resolved.sources.sort();
@@ -307,6 +314,7 @@ mod tests {
                 (PolicyKey::DeadLetterExchange, "dlx".to_owned()),
             ]
         );
+        assert_eq!(resolved.policies, ["limits", "dlx"]);
         let other = policies.resolve("payments");
         assert_eq!(other.definition.max_length, Some(5));
         assert_eq!(other.definition.overflow, None);

@@ -184,12 +184,6 @@ fn queue_json(listed: &Listed) -> Value {
         policy,
     } = listed;
     let info = &queue.info;
-    let mut names: Vec<&str> = Vec::new();
-    for (_, name) in &policy.sources {
-        if !names.contains(&name.as_str()) {
-            names.push(name);
-        }
-    }
     let definition = policy_json(&policy.definition);
     let sources: serde_json::Map<String, Value> = policy
         .sources
@@ -199,8 +193,8 @@ fn queue_json(listed: &Listed) -> Value {
     json!({
         "name": info.name.as_str(),
         "vhost": vhost,
-        "policy": names.first(),
-        "policies": names,
+        "policy": policy.policies.first(),
+        "policies": policy.policies,
         "effective_policy_definition": definition,
         "policy_sources": sources,
         "durable": info.durable,
