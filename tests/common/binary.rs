@@ -19,6 +19,16 @@ pub struct Binary {
     lines: mpsc::UnboundedReceiver<String>,
     /// Every line read so far, for failure messages.
     seen: Vec<String>,
+    /// Where its management API listens.
+    management: Option<SocketAddr>,
+}
+
+/// The `address=` of a log line.
+fn address_in(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("address="))
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
 impl Binary {
@@ -66,17 +76,20 @@ impl Binary {
         let mut binary = Binary {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            management: None,
             lines,
             seen: Vec::new(),
         };
         let line = binary
             .wait_for_log("listening for AMQP 0-9-1 connections")
             .await;
-        binary.addr = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("address="))
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        binary.addr = address_in(&line);
+        // Logged before the AMQP listener.
+        binary.management = binary
+            .seen
+            .iter()
+            .find(|l| l.contains("management API and metrics on HTTP"))
+            .map(|l| address_in(l));
         binary
     }
 
@@ -104,6 +117,12 @@ impl Binary {
                 self.seen.join("\n")
             ),
         }
+    }
+
+    /// Where its management API listens.
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management
+            .expect("the broker serves the management API")
     }
 
     /// Its process id.

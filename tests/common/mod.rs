@@ -207,6 +207,21 @@ pub async fn counts(channel: &warren_client::Channel, queue: &str) -> (u32, u32)
     (info.message_count, info.consumer_count)
 }
 
+/// Waits until `queue` holds `ready` ready messages, polling [`counts`] (at most
+/// [`WAIT`]): for what reaches a queue from another queue (dead letters, redrives), not
+/// through this connection.
+pub async fn until_ready(channel: &warren_client::Channel, queue: &str, ready: u32) {
+    within(
+        &format!("'{queue}' to hold {ready} ready messages"),
+        async {
+            while counts(channel, queue).await.0 != ready {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        },
+    )
+    .await;
+}
+
 /// [`counts`] with lapin.
 pub async fn lapin_counts(channel: &lapin::Channel, queue: &str) -> (u32, u32) {
     let options = lapin::options::QueueDeclareOptions {
@@ -814,6 +829,17 @@ pub async fn lapin_consume(channel: &lapin::Channel, queue: &str, no_ack: bool) 
 
 /// A GET with HTTP/1.1 over a plain socket: the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str, credentials: Option<&str>) -> (u16, String) {
+    http_request(addr, "GET", path, credentials, "").await
+}
+
+/// A request with HTTP/1.1 over a plain socket: the status code and the body.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    credentials: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut stream = within(
         "connect to the management API",
         tokio::net::TcpStream::connect(addr),
@@ -828,8 +854,11 @@ pub async fn http_get(addr: SocketAddr, path: &str, credentials: Option<&str>) -
             )
         })
         .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     within("the HTTP response", stream.read_to_end(&mut response))

@@ -43,6 +43,8 @@ pub(crate) struct Alarm {
     /// Changed by a reload.
     memory_limit: AtomicU64,
     disk_low: AtomicBool,
+    /// Free disk at the last check, for monitoring; `u64::MAX` until read.
+    disk_free: AtomicU64,
     /// The alarm's state for cheap reads (set under the watch's lock, with `on`).
     set: AtomicBool,
     /// Wakes connections when the state changes.
@@ -56,6 +58,7 @@ impl Alarm {
             held: AtomicI64::new(0),
             memory_limit: AtomicU64::new(memory_limit),
             disk_low: AtomicBool::new(false),
+            disk_free: AtomicU64::new(u64::MAX),
             set: AtomicBool::new(false),
             on: watch::Sender::new(false),
         }
@@ -82,6 +85,12 @@ impl Alarm {
     /// Bytes the queues hold now.
     pub(crate) fn held(&self) -> u64 {
         u64::try_from(self.held.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    /// Free disk space on the data directory's file system at the last check, if it
+    /// could be read.
+    pub(crate) fn disk_free(&self) -> Option<u64> {
+        Some(self.disk_free.load(Ordering::Relaxed)).filter(|free| *free != u64::MAX)
     }
 
     /// Free disk space went below (or back above) its limit.
@@ -162,7 +171,10 @@ pub(crate) async fn watch_disk(
 ) {
     loop {
         match free_disk(&data_dir) {
-            Some(free) => alarm.set_disk_low(free < limit),
+            Some(free) => {
+                alarm.disk_free.store(free, Ordering::Relaxed);
+                alarm.set_disk_low(free < limit);
+            }
             None => warn!(path = %data_dir.display(), "cannot read free disk space"),
         }
         tokio::select! {

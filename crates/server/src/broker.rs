@@ -18,6 +18,7 @@ use crate::connection::registry::Connections;
 use crate::declared;
 use crate::direct_reply::DirectReplies;
 use crate::durable::{self, Durable};
+use crate::management::Monitoring;
 use crate::policy::Policies;
 use crate::queue::Command;
 use crate::vhost::Vhost;
@@ -39,6 +40,8 @@ pub(crate) struct Broker {
     pub(crate) open_connections: Arc<Connections>,
     /// Direct reply-to consumers, by reply address.
     pub(crate) direct_replies: Arc<DirectReplies>,
+    /// Unroutable and blocked counts and message rates, for the management API.
+    pub(crate) monitoring: Monitoring,
     connections: AtomicU32,
 }
 
@@ -69,6 +72,7 @@ impl Broker {
             alarm,
             durable,
             direct_replies: Arc::default(),
+            monitoring: Monitoring::default(),
             open_connections: Arc::default(),
             config: ArcSwap::from_pointee(config),
             shutdown: CancellationToken::new(),

@@ -36,4 +36,5 @@ mod vhost;
 
 pub use broker::Reloaded;
 pub use declared::Applied;
+pub use management::field_table_json;
 pub use server::{ReloadHandle, Server, ShutdownHandle};

@@ -70,6 +70,87 @@ pub struct PolicyDefinition {
     pub max_priority: Option<u8>,
 }
 
+impl PolicyDefinition {
+    /// The keys set, under RabbitMQ's policy key names (`max-length`), as its
+    /// management API shows a policy's definition.
+    pub fn to_rabbitmq(&self) -> serde_json::Value {
+        use serde_json::Value;
+        let d = self;
+        let mut out = serde_json::Map::new();
+        let mut put = |key: PolicyKey, value: Option<Value>| {
+            if let Some(value) = value {
+                out.insert(key.rabbitmq_name().to_owned(), value);
+            }
+        };
+        put(PolicyKey::MessageTtl, d.message_ttl.map(Value::from));
+        put(PolicyKey::Expires, d.expires.map(Value::from));
+        put(PolicyKey::MaxLength, d.max_length.map(Value::from));
+        put(
+            PolicyKey::MaxLengthBytes,
+            d.max_length_bytes.map(Value::from),
+        );
+        put(
+            PolicyKey::Overflow,
+            d.overflow.map(|o| Value::from(o.as_str())),
+        );
+        put(
+            PolicyKey::DeadLetterExchange,
+            d.dead_letter_exchange.clone().map(Value::from),
+        );
+        put(
+            PolicyKey::DeadLetterRoutingKey,
+            d.dead_letter_routing_key.clone().map(Value::from),
+        );
+        put(PolicyKey::DeliveryLimit, d.delivery_limit.map(Value::from));
+        put(PolicyKey::MaxPriority, d.max_priority.map(Value::from));
+        Value::Object(out)
+    }
+}
+
+/// A glob pattern as the anchored regular expression RabbitMQ's policies use: `*` is
+/// `.*`, `?` is `.`, a set `[...]` stays a set (`[!...]` becomes `[^...]`), anything
+/// else is matched literally.
+pub fn glob_to_regex(glob: &str) -> String {
+    let mut out = String::from("^");
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            '[' => {
+                out.push('[');
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                    out.push('^');
+                }
+                // A `]` first in a set is literal, as in glob.
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                    out.push_str("\\]");
+                }
+                for c in chars.by_ref() {
+                    match c {
+                        ']' => break,
+                        '\\' | '[' | '^' => {
+                            out.push('\\');
+                            out.push(c);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push(']');
+            }
+            c if "\\.+()|{}^$[]".contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('$');
+    out
+}
+
 /// One `[[policies]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -137,6 +218,11 @@ impl PolicyKey {
         }
     }
 
+    /// RabbitMQ's policy key (`max-length`).
+    pub fn rabbitmq_name(self) -> &'static str {
+        self.argument().trim_start_matches("x-")
+    }
+
     /// The queue argument with the same meaning.
     pub fn argument(self) -> &'static str {
         match self {
@@ -150,6 +236,19 @@ impl PolicyKey {
             PolicyKey::DeliveryLimit => "x-delivery-limit",
             PolicyKey::MaxPriority => "x-max-priority",
         }
+    }
+
+    /// Whether, when a queue argument and a policy both set this key, the lower value
+    /// applies (RabbitMQ's rule for the numeric limits); otherwise the argument wins.
+    pub fn lower_wins(self) -> bool {
+        matches!(
+            self,
+            PolicyKey::MessageTtl
+                | PolicyKey::Expires
+                | PolicyKey::MaxLength
+                | PolicyKey::MaxLengthBytes
+                | PolicyKey::DeliveryLimit
+        )
     }
 
     fn is_set_in(self, d: &PolicyDefinition) -> bool {
@@ -248,7 +347,32 @@ impl Policies {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn globs_become_anchored_regexes() {
+        assert_eq!(glob_to_regex("orders.*"), "^orders\\..*$");
+        assert_eq!(glob_to_regex("q?[!ab]"), "^q.[^ab]$");
+        assert_eq!(glob_to_regex("*"), "^.*$");
+        assert_eq!(glob_to_regex("a+(b)|$"), "^a\\+\\(b\\)\\|\\$$");
+    }
+
+    proptest! {
+        /// The regex matches exactly the names the glob matches.
+        #[test]
+        fn a_glob_and_its_regex_match_the_same_names(
+            glob in "([a.*?+(]|\\[!?[ab.]\\]){0,6}",
+            names in proptest::collection::vec("[ab.+(]{0,6}", 1..20),
+        ) {
+            let Ok(pattern) = glob::Pattern::new(&glob) else { return Ok(()) };
+            let regex = regex::Regex::new(&glob_to_regex(&glob)).unwrap();
+            for name in names {
+                prop_assert_eq!(pattern.matches(&name), regex.is_match(&name), "{} {}", glob, name);
+            }
+        }
+    }
 
     fn policy(name: &str, pattern: &str, priority: i32, definition: PolicyDefinition) -> Policy {
         Policy {

@@ -69,6 +69,11 @@ impl ChannelGate {
         old != 0 && (limit == 0 || limit > old)
     }
 
+    /// The channel-wide prefetch count; 0 = no limit.
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Acquire)
+    }
+
     /// Pauses or resumes deliveries; true when resumed.
     pub(crate) fn set_flow(&self, active: bool) -> bool {
         let was = self.flow.swap(active, Ordering::AcqRel);

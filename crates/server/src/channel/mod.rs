@@ -35,6 +35,24 @@ enum State {
     Closing,
 }
 
+/// A channel as monitoring sees it (the management API's `/api/channels`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChannelInfo {
+    pub(crate) number: u16,
+    /// Its consumers (the direct reply-to one included).
+    pub(crate) consumers: u32,
+    /// Deliveries and gets awaiting an ack.
+    pub(crate) unacked: u32,
+    /// basic.qos prefetch for new consumers (global = false).
+    pub(crate) prefetch: u16,
+    /// The channel-wide prefetch window (global = true); 0 = no limit.
+    pub(crate) global_prefetch: u32,
+    pub(crate) confirm: bool,
+    pub(crate) transactional: bool,
+    /// It sent channel.close and waits for close-ok.
+    pub(crate) closing: bool,
+}
+
 /// One open channel.
 pub(crate) struct Channel {
     pub(crate) id: u16,
@@ -73,6 +91,21 @@ impl Channel {
             last_queue: None,
             touched: Vec::new(),
             reply_consumer: None,
+        }
+    }
+
+    /// What monitoring shows of the channel.
+    pub(crate) fn describe(&self) -> ChannelInfo {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        ChannelInfo {
+            number: self.id,
+            consumers: count(self.consumers.len() + usize::from(self.reply_consumer.is_some())),
+            unacked: count(self.unacked.len()),
+            prefetch: self.prefetch,
+            global_prefetch: self.gate.limit(),
+            confirm: self.confirms.is_some(),
+            transactional: self.tx.is_some(),
+            closing: self.is_closing(),
         }
     }
 

@@ -7,6 +7,7 @@ use crate::channel::assembler::Publication;
 use crate::connection::Connection;
 use crate::direct_reply::{REPLY_TO, REPLY_TO_PREFIX};
 use crate::error::{ChannelError, ConnectionError, Error};
+use crate::management::UnroutableOutcome;
 use crate::message::Message;
 use crate::queue::{Command, ConfirmTo, QueueHandle};
 
@@ -165,15 +166,16 @@ impl Connection {
     fn note_unroutable(&self, source: Option<&Exchange>, publish: &BasicPublish) -> bool {
         let reject = source.is_some_and(|x| x.unroutable() == Unroutable::Reject);
         let outcome = match (reject, publish.mandatory) {
-            (true, _) => "rejected",
-            (false, true) => "returned",
-            (false, false) => "dropped",
+            (true, _) => UnroutableOutcome::Rejected,
+            (false, true) => UnroutableOutcome::Returned,
+            (false, false) => UnroutableOutcome::Dropped,
         };
+        self.broker.monitoring.count_unroutable(outcome);
         self.vhost.unroutable.record(
             self.vhost.name(),
             &publish.exchange,
             &publish.routing_key,
-            outcome,
+            outcome.as_str(),
         );
         reject
     }

@@ -37,7 +37,7 @@ impl Default for Unacked {
 }
 
 impl Unacked {
-    #[cfg(test)]
+    /// Deliveries awaiting an ack.
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -35,8 +35,9 @@ use warren_store::Progress;
 
 use crate::auth::{AuthenticatedUser, Permissions};
 use crate::broker::Broker;
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelInfo};
 use crate::error::{ConnectionError, Error, Reply};
+use crate::management::BlockedMark;
 use crate::vhost::Vhost;
 use events::{ConnectionHandle, Event};
 use handshake::ClientInfo;
@@ -114,7 +115,8 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
         // The handshake checked both; a config without them cannot get here.
         return;
     };
-    let _listed = broker.open_connections.register(registry::Summary {
+    let (queries, queries_rx) = mpsc::channel(registry::QUERIES);
+    let mut summary = registry::Summary {
         peer,
         local,
         user: negotiated.user.name().to_owned(),
@@ -122,9 +124,21 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
         product: negotiated.client.product.clone(),
         client_name: negotiated.client.connection_name.clone(),
         connected_at: crate::durable::now_ms(),
-    });
-    let mut connection =
-        Connection::new(broker, peer, negotiated, vhost, permissions, frames, writer);
+        id: 0,
+        queries,
+    };
+    let registry = broker.open_connections.clone();
+    let mut connection = Connection::new(
+        broker,
+        peer,
+        negotiated,
+        vhost,
+        permissions,
+        (frames, writer),
+        queries_rx,
+    );
+    summary.id = connection.handle.id;
+    let _listed = registry.register(summary);
     let reason = connection.run().await;
     info!(%peer, user = connection.user.name(), vhost = connection.vhost.name(), %reason, "connection closed");
 }
@@ -192,6 +206,10 @@ pub(crate) struct Connection {
     pub(crate) publishes: bool,
     /// `connection.blocked` was sent and not yet followed by `unblocked`.
     blocked_sent: bool,
+    /// Counts this connection among the blocked ones while the alarm holds it back.
+    blocked_mark: Option<BlockedMark>,
+    /// The management API's questions about this connection's channels.
+    queries: mpsc::Receiver<registry::ChannelsQuery>,
     /// How far the message store is durable: confirms of stored messages wait on it.
     store: watch::Receiver<Progress>,
 }
@@ -203,8 +221,8 @@ impl Connection {
         n: Negotiated,
         vhost: Arc<Vhost>,
         permissions: Permissions,
-        frames: FramedRead<OwnedReadHalf, FrameCodec>,
-        writer: OwnedWriteHalf,
+        (frames, writer): (FramedRead<OwnedReadHalf, FrameCodec>, OwnedWriteHalf),
+        queries: mpsc::Receiver<registry::ChannelsQuery>,
     ) -> Self {
         let (handle, events) = ConnectionHandle::new();
         let alarm = broker.alarm.subscribe();
@@ -230,6 +248,8 @@ impl Connection {
             alarm,
             publishes: false,
             blocked_sent: false,
+            blocked_mark: None,
+            queries,
             store,
         }
     }
@@ -296,6 +316,9 @@ impl Connection {
         while self.state != State::Done {
             let held_back = self.held_back();
             self.notify_blocked(held_back);
+            if held_back != self.blocked_mark.is_some() {
+                self.blocked_mark = held_back.then(|| self.broker.monitoring.mark_blocked());
+            }
             if held_back {
                 // Not reading, so the client's heartbeats go unseen: count it alive.
                 self.heartbeat.read();
@@ -356,6 +379,11 @@ impl Connection {
                 _ = closing_timer => return Some("no close-ok in time".into()),
                 // The alarm changed: the loop re-checks whether to read.
                 Ok(()) = self.alarm.changed() => {}
+                // Answered whatever the socket does: a stuck consumer is what
+                // monitoring most wants to see.
+                Some(reply) = self.queries.recv() => {
+                    let _ = reply.send(self.describe_channels());
+                }
                 Ok(()) = self.store.changed(), if awaits_store => self.on_store_progress(),
             }
             if self.confirms_dirty && self.state == State::Open {
@@ -366,6 +394,14 @@ impl Connection {
             }
         }
         None
+    }
+
+    /// The channels as monitoring sees them, by number.
+    fn describe_channels(&self) -> Vec<ChannelInfo> {
+        let mut channels: Vec<ChannelInfo> =
+            self.channels.values().map(Channel::describe).collect();
+        channels.sort_unstable_by_key(|c| c.number);
+        channels
     }
 
     /// Whether a confirm waits for the store to sync.

@@ -1,9 +1,24 @@
 //! The open connections, as the management API lists them.
+//!
+//! What a connection's channels are doing belongs to its task: the registry holds a
+//! small mailbox to ask it ([`Summary::channels`]), which the task answers even while
+//! its socket is backed up.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::channel::ChannelInfo;
+use crate::connection::events::ConnectionId;
+
+/// Questions a connection's query mailbox holds before askers wait.
+pub(crate) const QUERIES: usize = 4;
+
+/// A request for a connection's channels, answered on the sender.
+pub(crate) type ChannelsQuery = oneshot::Sender<Vec<ChannelInfo>>;
 
 /// What is known of an open connection from its handshake.
 #[derive(Debug, Clone)]
@@ -17,6 +32,10 @@ pub(crate) struct Summary {
     pub(crate) client_name: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub(crate) connected_at: u64,
+    /// The connection's id, as queues know its consumers.
+    pub(crate) id: ConnectionId,
+    /// The connection task's mailbox for [`Summary::channels`].
+    pub(crate) queries: mpsc::Sender<ChannelsQuery>,
 }
 
 impl Summary {
@@ -26,6 +45,14 @@ impl Summary {
             Some(local) => format!("{} -> {local}", self.peer),
             None => self.peer.to_string(),
         }
+    }
+
+    /// Asks the connection task for its channels, in channel-number order; None when
+    /// the connection has ended.
+    pub(crate) async fn channels(&self) -> Option<Vec<ChannelInfo>> {
+        let (reply, answer) = oneshot::channel();
+        self.queries.send(reply).await.ok()?;
+        answer.await.ok()
     }
 }
 
@@ -89,6 +116,8 @@ mod tests {
             product: "test".into(),
             client_name: None,
             connected_at: 0,
+            id: 1,
+            queries: mpsc::channel(1).0,
         };
         let a = registry.register(summary("a"));
         let b = registry.register(summary("b"));

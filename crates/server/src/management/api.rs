@@ -1,16 +1,21 @@
 //! The JSON endpoints, shaped like RabbitMQ's management API for the fields monitoring
-//! tools read (queue depth, consumers).
+//! tools read (queue depth, consumers, `message_stats` with rates).
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use super::effective::effective;
+use super::rates::{self, QUEUE_STATS, UNROUTABLE_STATS};
 use super::{Listed, Listing, json};
 use warren_routing::Destination;
 
 use crate::broker::Broker;
 use crate::policy::{PolicyDefinition, PolicyKey};
 
-/// `GET /api/overview`: totals over every vhost.
-pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
+/// `GET /api/overview`: totals over every vhost. `message_stats` sums the queues'
+/// counters (a message routed to two queues counts twice; a deleted queue's counts
+/// leave the totals) and adds the broker's unroutable counts; `channels` is how many
+/// channels the open connections have.
+pub(super) fn overview(broker: &Broker, listing: &Listing, channels: usize) -> Value {
     let (mut ready, mut unacked, mut consumers) = (0u64, 0u64, 0u64);
     for stats in listing.queues.iter().map(|l| &l.stats) {
         ready += u64::from(stats.ready);
@@ -22,10 +27,23 @@ pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
         .values()
         .map(|v| v.snapshot().topology.exchanges().count() + 1)
         .sum();
+    let counts = rates::sum(
+        listing
+            .queues
+            .iter()
+            .map(|l| rates::queue_counts(&l.stats.counters)),
+    );
+    let mut totals = message_stats(&QUEUE_STATS, &counts, &listing.rates.totals);
+    totals.extend(message_stats(
+        &UNROUTABLE_STATS,
+        &rates::unroutable_counts(&broker.monitoring.unroutable()),
+        &listing.rates.unroutable,
+    ));
     json!({
         "product_name": "warren",
         "product_version": env!("CARGO_PKG_VERSION"),
         "management_version": env!("CARGO_PKG_VERSION"),
+        "message_stats": totals,
         "queue_totals": {
             "messages": ready + unacked,
             "messages_ready": ready,
@@ -33,6 +51,7 @@ pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
         },
         "object_totals": {
             "connections": broker.connection_count(),
+            "channels": channels,
             "consumers": consumers,
             "exchanges": exchanges,
             "queues": listing.queues.len(),
@@ -40,8 +59,48 @@ pub(super) fn overview(broker: &Broker, listing: &Listing) -> Value {
     })
 }
 
+/// RabbitMQ's `message_stats` fields: each count, and its rate in messages per second
+/// as `{name}_details: {"rate": r}`.
+fn message_stats(names: &[&str], counts: &[u64], rates: &[f64]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for ((name, count), rate) in names.iter().zip(counts).zip(rates) {
+        out.insert((*name).to_owned(), json!(count));
+        out.insert(format!("{name}_details"), json!({ "rate": rate }));
+    }
+    out
+}
+
+/// Seconds since `enqueued_at` (ms since the Unix epoch) at `now_ms`, to the
+/// millisecond; 0 for a queue with no ready message.
+pub(super) fn age_seconds(enqueued_at: Option<u64>, now_ms: u64) -> f64 {
+    enqueued_at.map_or(0.0, |at| now_ms.saturating_sub(at) as f64 / 1000.0)
+}
+
+/// A queue's JSON with warren's monitoring fields added: RabbitMQ's `message_stats`
+/// (counts since the queue's task started, rates over the last sampling interval)
+/// and `oldest_message_age_seconds`, how long the oldest ready message has waited
+/// since the broker enqueued it (RabbitMQ only has the producer's
+/// `head_message_timestamp`).
+fn queue_with_stats(listed: &Listed, listing: &Listing, now_ms: u64) -> Value {
+    let mut queue = queue_json(listed);
+    if let Value::Object(fields) = &mut queue {
+        let stats = &listed.stats;
+        let counts = rates::queue_counts(&stats.counters);
+        let rates = listing.rates.queue(&listed.queue.info);
+        fields.insert(
+            "message_stats".into(),
+            Value::Object(message_stats(&QUEUE_STATS, &counts, &rates)),
+        );
+        fields.insert(
+            "oldest_message_age_seconds".into(),
+            json!(age_seconds(stats.oldest_ready_at, now_ms)),
+        );
+    }
+    queue
+}
+
 /// The vhosts to list, by name.
-fn vhosts(
+pub(super) fn vhosts(
     broker: &Broker,
     only: Option<&str>,
 ) -> Vec<(String, std::sync::Arc<crate::vhost::Vhost>)> {
@@ -158,7 +217,7 @@ pub(super) fn queues(listing: &Listing, vhost: Option<&str>) -> Value {
             .queues
             .iter()
             .filter(|l| vhost.is_none_or(|wanted| l.vhost == wanted))
-            .map(queue_json)
+            .map(|l| queue_with_stats(l, listing, crate::durable::now_ms()))
             .collect(),
     )
 }
@@ -169,7 +228,7 @@ pub(super) fn queue(listing: &Listing, vhost: &str, name: &str) -> Option<Value>
         .queues
         .iter()
         .find(|l| l.vhost == vhost && l.queue.info.name.as_str() == name)
-        .map(queue_json)
+        .map(|l| queue_with_stats(l, listing, crate::durable::now_ms()))
 }
 
 /// A queue as RabbitMQ shows it, with its policies: `policy` names the
@@ -185,6 +244,7 @@ fn queue_json(listed: &Listed) -> Value {
     } = listed;
     let info = &queue.info;
     let definition = policy_json(&policy.definition);
+    let (settings, settings_sources) = effective(&info.arguments, policy, &definition);
     let sources: serde_json::Map<String, Value> = policy
         .sources
         .iter()
@@ -197,6 +257,8 @@ fn queue_json(listed: &Listed) -> Value {
         "policies": policy.policies,
         "effective_policy_definition": definition,
         "policy_sources": sources,
+        "effective_settings": settings,
+        "settings_sources": settings_sources,
         "durable": info.durable,
         "auto_delete": info.auto_delete,
         "exclusive": info.exclusive_owner.is_some(),
@@ -216,33 +278,6 @@ fn rabbitmq_key(key: PolicyKey) -> &'static str {
 }
 
 /// A merged policy definition under RabbitMQ's key names.
-fn policy_json(d: &PolicyDefinition) -> Value {
-    let mut out = serde_json::Map::new();
-    let mut put = |key: PolicyKey, value: Option<Value>| {
-        if let Some(value) = value {
-            out.insert(rabbitmq_key(key).to_owned(), value);
-        }
-    };
-    put(PolicyKey::MessageTtl, d.message_ttl.map(Value::from));
-    put(PolicyKey::Expires, d.expires.map(Value::from));
-    put(PolicyKey::MaxLength, d.max_length.map(Value::from));
-    put(
-        PolicyKey::MaxLengthBytes,
-        d.max_length_bytes.map(Value::from),
-    );
-    put(
-        PolicyKey::Overflow,
-        d.overflow.map(|o| Value::from(o.as_str())),
-    );
-    put(
-        PolicyKey::DeadLetterExchange,
-        d.dead_letter_exchange.clone().map(Value::from),
-    );
-    put(
-        PolicyKey::DeadLetterRoutingKey,
-        d.dead_letter_routing_key.clone().map(Value::from),
-    );
-    put(PolicyKey::DeliveryLimit, d.delivery_limit.map(Value::from));
-    put(PolicyKey::MaxPriority, d.max_priority.map(Value::from));
-    Value::Object(out)
+pub(super) fn policy_json(d: &PolicyDefinition) -> Value {
+    d.to_rabbitmq()
 }

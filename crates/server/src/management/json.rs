@@ -1,9 +1,11 @@
 //! AMQP field tables as JSON, as RabbitMQ's management API shows queue arguments.
 
 use serde_json::{Map, Value};
-use warren_codec::{FieldTable, FieldValue};
+use warren_codec::{BasicProperties, FieldTable, FieldValue};
 
-pub(super) fn table(table: &FieldTable) -> Value {
+/// A field table as RabbitMQ's management API shows it (`arguments` of queues,
+/// exchanges and bindings).
+pub fn table(table: &FieldTable) -> Value {
     Value::Object(
         table
             .iter()
@@ -12,7 +14,39 @@ pub(super) fn table(table: &FieldTable) -> Value {
     )
 }
 
-fn value(v: &FieldValue) -> Value {
+/// Message properties as RabbitMQ's `/get` shows them: only those set.
+pub(super) fn properties(p: &BasicProperties) -> Value {
+    let mut out = Map::new();
+    let mut text = |key: &str, v: &Option<warren_codec::ShortStr>| {
+        if let Some(v) = v {
+            out.insert(key.to_owned(), Value::String(v.as_str().to_owned()));
+        }
+    };
+    text("content_type", &p.content_type);
+    text("content_encoding", &p.content_encoding);
+    text("correlation_id", &p.correlation_id);
+    text("reply_to", &p.reply_to);
+    text("expiration", &p.expiration);
+    text("message_id", &p.message_id);
+    text("type", &p.kind);
+    text("user_id", &p.user_id);
+    text("app_id", &p.app_id);
+    if let Some(headers) = &p.headers {
+        out.insert("headers".into(), table(headers));
+    }
+    if let Some(mode) = p.delivery_mode {
+        out.insert("delivery_mode".into(), mode.into());
+    }
+    if let Some(priority) = p.priority {
+        out.insert("priority".into(), priority.into());
+    }
+    if let Some(timestamp) = p.timestamp {
+        out.insert("timestamp".into(), timestamp.into());
+    }
+    Value::Object(out)
+}
+
+pub(super) fn value(v: &FieldValue) -> Value {
     match v {
         FieldValue::Bool(b) => Value::Bool(*b),
         FieldValue::I8(n) => (*n).into(),

@@ -1,13 +1,29 @@
 //! The management HTTP API: RabbitMQ-shaped JSON for the parts monitoring tools read
-//! (`/api/overview`, `/api/queues`), and Prometheus metrics (`/metrics`).
+//! (`/api/overview`, `/api/queues`), Prometheus metrics (`/metrics`), and a web page
+//! (`/`) that charts queue depth from the API in the browser.
 //!
 //! Read-only and served from snapshots: each request lists the vhosts' queues and asks
 //! each queue task for its depth with a `Stats` command, which, unlike a declare,
 //! does not count as a use of the queue (`x-expires`).
+//!
+//! Message counters are kept by each queue task (`QueueStats::counters`); their rates
+//! come from one sampler task (`rates.rs`) that publishes them every 5 s. Channels are
+//! described by their connection tasks and consumers by their queue tasks when asked
+//! (`clients.rs`); broker-wide counts (unroutable messages, blocked connections) are
+//! atomics in [`Monitoring`].
 
 mod api;
+mod clients;
+mod definitions;
+mod effective;
 mod json;
 mod metrics;
+mod monitoring;
+mod operations;
+mod rates;
+
+pub use json::table as field_table_json;
+pub(crate) use monitoring::{BlockedMark, Monitoring, UnroutableOutcome};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +31,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
@@ -30,8 +46,12 @@ use crate::broker::Broker;
 use crate::policy::Resolved;
 use crate::queue::{Command, QueueHandle, QueueStats};
 
+/// The web page: plain HTML and JavaScript, no build step.
+const PAGE: &str = include_str!("page.html");
+
 /// Serves the API until shutdown.
 pub(crate) async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
+    tokio::spawn(rates::sample(broker.clone(), shutdown.clone()));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -68,31 +88,70 @@ async fn respond(
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET {
+    let method = request.method().clone();
+    if ![Method::GET, Method::POST, Method::DELETE].contains(&method) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     let path = request.uri().path().to_owned();
+    // The page holds no data: it logs in to the API itself.
+    if path == "/" || path == "/index.html" {
+        return reply(StatusCode::OK, "text/html; charset=utf-8", PAGE);
+    }
     // Prometheus scrapers do not log in (RabbitMQ's metrics endpoint neither).
     if path == "/metrics" {
-        let body = metrics::render(broker, &stats(broker).await);
+        let channels = clients::describe(broker).await;
+        let channels = channels.iter().map(|d| d.channels.len()).sum();
+        let body = metrics::render(broker, &stats(broker).await, channels);
         return reply(StatusCode::OK, "text/plain; version=0.0.4", body);
     }
-    if !authorized(broker, peer, &request) {
+    let Some(user) = authorized(broker, peer, &request) else {
         let mut response = error(StatusCode::UNAUTHORIZED, "Not_Authorized");
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Basic realm=\"warren\""),
-        );
+        // The challenge makes a browser ask for a login; the web page asks by itself
+        // (a browser's dialog would block a headless one for good).
+        if !request.headers().contains_key("x-requested-with") {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic realm=\"warren\""),
+            );
+        }
         return response;
-    }
+    };
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
         .map(percent_decode)
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if method != Method::GET {
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let body = match Limited::new(request.into_body(), BODY_MAX).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the body: {e}"),
+                );
+            }
+        };
+        return change(broker, &user, &method, &segments, &query, &body).await;
+    }
     let body = match segments.as_slice() {
-        ["api", "overview"] => api::overview(broker, &stats(broker).await),
+        ["api", "definitions"] => definitions::definitions(broker),
+        ["api", "overview"] => {
+            let channels = clients::describe(broker).await;
+            let channels = channels.iter().map(|d| d.channels.len()).sum();
+            api::overview(broker, &stats(broker).await, channels)
+        }
+        ["api", "channels"] | ["api", "channels", ""] => {
+            clients::channels(&clients::describe(broker).await, None)
+        }
+        ["api", "vhosts", vhost, "channels"] if broker.vhosts().contains_key(*vhost) => {
+            clients::channels(&clients::describe(broker).await, Some(vhost))
+        }
+        ["api", "consumers"] | ["api", "consumers", ""] => clients::consumers(broker, None).await,
+        ["api", "consumers", vhost] if broker.vhosts().contains_key(*vhost) => {
+            clients::consumers(broker, Some(vhost)).await
+        }
         ["api", "queues"] | ["api", "queues", ""] => api::queues(&stats(broker).await, None),
         ["api", "queues", vhost] => {
             if !broker.vhosts().contains_key(*vhost) {
@@ -121,9 +180,72 @@ async fn respond(
     reply(StatusCode::OK, "application/json", body.to_string())
 }
 
+/// The largest request body read.
+const BODY_MAX: usize = 1 << 20;
+
+/// The POST and DELETE endpoints.
+async fn change(
+    broker: &Broker,
+    user: &str,
+    method: &Method,
+    segments: &[&str],
+    query: &str,
+    body: &Bytes,
+) -> Response<Full<Bytes>> {
+    let target = |vhost, name| operations::Target {
+        broker,
+        user,
+        vhost,
+        name,
+    };
+    let done = match (method, segments) {
+        (&Method::DELETE, ["api", "queues", vhost, name]) => {
+            operations::delete_queue(&target(vhost, name), query).await
+        }
+        (&Method::DELETE, ["api", "queues", vhost, name, "contents"]) => {
+            operations::purge(&target(vhost, name)).await
+        }
+        (
+            &Method::DELETE,
+            [
+                "api",
+                "bindings",
+                vhost,
+                "e",
+                source,
+                kind @ ("q" | "e"),
+                destination,
+                props,
+            ],
+        ) => {
+            let to_queue = *kind == "q";
+            operations::delete_binding(&target(vhost, source), to_queue, destination, props, body)
+        }
+        (&Method::DELETE, ["api", "exchanges", vhost, name]) => {
+            operations::delete_exchange(&target(vhost, name), query)
+        }
+        (&Method::POST, ["api", "queues", vhost, name, "get"]) => {
+            operations::get(&target(vhost, name), body).await
+        }
+        (&Method::POST, ["api", "queues", vhost, name, "redrive"]) => {
+            operations::redrive(&target(vhost, name)).await
+        }
+        _ => return error(StatusCode::NOT_FOUND, "Not Found"),
+    };
+    match done {
+        Ok(value) => reply(StatusCode::OK, "application/json", value.to_string()),
+        Err(refused) => error(
+            StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST),
+            &refused.reason,
+        ),
+    }
+}
+
 /// Every queue of every vhost with its stats, by vhost name then queue name.
 pub(crate) struct Listing {
     pub(crate) queues: Vec<Listed>,
+    /// Message rates of the last sampling interval.
+    pub(crate) rates: Arc<rates::RateTable>,
 }
 
 /// One queue as monitoring sees it.
@@ -158,12 +280,15 @@ async fn stats(broker: &Broker) -> Listing {
             }
         }
     }
-    Listing { queues }
+    Listing {
+        queues,
+        rates: broker.monitoring.rates(),
+    }
 }
 
-/// HTTP basic auth by a broker user.
-fn authorized(broker: &Broker, peer: SocketAddr, request: &Request<Incoming>) -> bool {
-    let Some(credentials) = request
+/// HTTP basic auth by a broker user: the user's name.
+fn authorized(broker: &Broker, peer: SocketAddr, request: &Request<Incoming>) -> Option<String> {
+    let credentials = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -172,24 +297,22 @@ fn authorized(broker: &Broker, peer: SocketAddr, request: &Request<Incoming>) ->
             base64::engine::general_purpose::STANDARD
                 .decode(v.trim())
                 .ok()
-        })
-    else {
-        return false;
-    };
-    let Some(colon) = credentials.iter().position(|b| *b == b':') else {
-        return false;
-    };
-    let Ok(user) = std::str::from_utf8(&credentials[..colon]) else {
-        return false;
-    };
+        })?;
+    let colon = credentials.iter().position(|b| *b == b':')?;
+    let user = std::str::from_utf8(&credentials[..colon]).ok()?;
     broker
         .users()
         .authenticate(user, &credentials[colon + 1..], peer.ip())
-        .is_ok()
+        .ok()
+        .map(|_| user.to_owned())
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

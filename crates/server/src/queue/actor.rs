@@ -37,8 +37,10 @@ use crate::queue::expiry::Expiry;
 use crate::queue::ready::{Entry, Ready};
 use crate::queue::settings::Overflow;
 use crate::queue::{
-    Command, ConfirmTo, ConsumerSpec, Got, QueueHandle, QueueStats, Restored, Settle,
+    Command, ConfirmTo, ConsumerSpec, Got, Peeked, QueueHandle, QueueStats, Redriven, Restored,
+    Settle,
 };
+use crate::queue::{ConsumerInfo, Counters};
 use crate::vhost::Vhost;
 
 /// Commands handled per wake-up before delivering.
@@ -103,6 +105,11 @@ pub(crate) struct Queue {
     /// heard: recorded once per wake-up.
     store_removes: Vec<u64>,
     store_returns: Vec<u64>,
+    /// Messages through the queue, for monitoring.
+    counters: Counters,
+    /// The wall clock in ms since the Unix epoch, read once per mailbox batch: the
+    /// enqueue time of the messages published in it.
+    now_ms: u64,
 }
 
 impl Queue {
@@ -138,6 +145,8 @@ impl Queue {
             durable,
             store_removes: Vec::new(),
             store_returns: Vec::new(),
+            counters: Counters::default(),
+            now_ms: durable::now_ms(),
         }
     }
 
@@ -229,8 +238,10 @@ impl Queue {
                     Some(payload) => Entry::new(id, Message::from_stored(payload)),
                     None => Entry::paged(id, stored.id),
                 };
+                // Its first enqueue time: the store's publish timestamp.
                 let entry = entry
                     .stored_as(stored.id)
+                    .enqueued_at(stored.timestamp)
                     .recovered(stored.returns, !restored.clean);
                 self.ready.push(entry);
             }
@@ -318,6 +329,8 @@ impl Queue {
             tokio::select! {
                 command = rx.recv() => {
                     let Some(command) = command else { break };
+                    // One clock read per batch, not per message.
+                    self.now_ms = durable::now_ms();
                     if self.handle(command) == Flow::Stop {
                         break;
                     }
@@ -403,9 +416,12 @@ impl Queue {
             } => {
                 self.last_used = Instant::now();
                 let got = self.pop().map(|entry| {
+                    self.counters.redelivered += u64::from(entry.redelivered());
                     if no_ack {
+                        self.counters.got_no_ack += 1;
                         self.forget(&entry);
                     } else {
+                        self.counters.got += 1;
                         self.hold_unacked(Unacked {
                             entry: entry.clone(),
                             connection,
@@ -453,12 +469,23 @@ impl Queue {
                 self.last_used = Instant::now();
                 let _ = reply.send((count(self.ready.len()), count(self.consumers.len())));
             }
+            Command::Peek { count, reply } => {
+                let _ = reply.send((self.peek(count), self::count(self.ready.len())));
+            }
+            Command::Redrive { reply } => {
+                let _ = reply.send(self.redrive());
+            }
             Command::Apply { settings } => self.apply(settings),
+            Command::Consumers { reply } => {
+                let _ = reply.send(self.describe_consumers());
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(QueueStats {
                     ready: count(self.ready.len()),
                     unacked: count(self.unacked.len()),
                     consumers: count(self.consumers.len()),
+                    counters: self.counters,
+                    oldest_ready_at: self.ready.oldest_enqueued(),
                 });
             }
             Command::ChannelClosed {
@@ -506,7 +533,10 @@ impl Queue {
                 c.unacked = c.unacked.saturating_sub(1);
             }
             match how {
-                Settle::Ack => self.forget(&u.entry),
+                Settle::Ack => {
+                    self.counters.acked += 1;
+                    self.forget(&u.entry);
+                }
                 Settle::Requeue => self.give_back(u),
                 Settle::Discard => {
                     self.dead_letter(&u.entry.message, Reason::Rejected);
@@ -596,7 +626,12 @@ impl Queue {
             let deadline = self.expiry.now_ms().saturating_add(ttl);
             self.expiry.schedule(id, deadline);
         }
-        self.ready.push(Entry::new(id, message).stored_as(stored));
+        self.ready.push(
+            Entry::new(id, message)
+                .stored_as(stored)
+                .enqueued_at(self.now_ms),
+        );
+        self.counters.published += 1;
         if let Some(c) = confirm {
             self.confirm(&c, true);
         }
@@ -691,6 +726,13 @@ impl Queue {
         let Some(exchange) = settings.dead_letter_exchange.clone() else {
             return;
         };
+        let counted = &mut self.counters.dead_lettered;
+        *match reason {
+            Reason::Rejected => &mut counted.rejected,
+            Reason::Expired => &mut counted.expired,
+            Reason::Maxlen => &mut counted.maxlen,
+            Reason::DeliveryLimit => &mut counted.delivery_limit,
+        } += 1;
         let Some(vhost) = self.vhost.upgrade() else {
             return;
         };
@@ -753,6 +795,80 @@ impl Queue {
         }
     }
 
+    /// The first `count` ready messages, unchanged; paged-out ones are read from the
+    /// store (and left there).
+    fn peek(&self, count: usize) -> Vec<Peeked> {
+        let front = self.ready.front(count);
+        let paged: Vec<u64> = front
+            .iter()
+            .filter(|e| e.is_paged())
+            .map(|e| e.stored)
+            .collect();
+        let mut read = match self.durable.store.read(&paged) {
+            Ok(payloads) => payloads.into_iter().map(Message::from_stored).collect(),
+            Err(e) => {
+                error!(queue = self.name(), error = %e, "cannot read stored messages to peek");
+                Vec::new()
+            }
+        }
+        .into_iter();
+        front
+            .into_iter()
+            .map_while(|e| {
+                let message = if e.is_paged() {
+                    read.next()?
+                } else {
+                    self.as_delivered(e)
+                };
+                Some(Peeked {
+                    message,
+                    redelivered: e.redelivered(),
+                })
+            })
+            .collect()
+    }
+
+    /// Sends each ready dead-lettered message back to the queue it last died in, in
+    /// order, unchanged (its `x-death` history stays). Messages that never died, or
+    /// whose queue is gone or is this one, stay where they were.
+    fn redrive(&mut self) -> Redriven {
+        let mut done = Redriven::default();
+        let Some(vhost) = self.vhost.upgrade() else {
+            return done;
+        };
+        let snapshot = vhost.snapshot();
+        let mut kept = Vec::new();
+        while let Some(entry) = self.pop() {
+            let target = dead_letter::origin(&entry.message)
+                .and_then(|name| snapshot.queues.get(name.as_str()).cloned())
+                .filter(|q| !q.same(&self.handle));
+            let Some(target) = target else {
+                kept.push(entry);
+                continue;
+            };
+            let stored = self
+                .durable
+                .persist(&entry.message, None, std::slice::from_ref(&target));
+            self.forget(&entry);
+            *done.moved.entry(target.info.name.to_string()).or_default() += 1;
+            let command = Command::Publish {
+                message: entry.message,
+                stored,
+                confirm: None,
+                expiration: None,
+            };
+            // As dead-lettering: never wait on another queue's mailbox.
+            if let Err(Some(command)) = target.try_send(command) {
+                tokio::spawn(async move { target.send(command).await });
+            }
+        }
+        done.kept = count(kept.len());
+        for entry in kept {
+            self.ready.push(entry);
+        }
+        done
+    }
+
     /// The message as a consumer gets it: with `x-delivery-count` once it has come
     /// back, as RabbitMQ's quorum queues deliver it.
     fn as_delivered(&self, entry: &Entry) -> Message {
@@ -804,10 +920,13 @@ impl Queue {
             let (connection, channel, no_ack) =
                 (spec.connection.clone(), spec.channel, spec.no_ack);
             let tag = spec.tag.clone();
+            self.counters.redelivered += u64::from(entry.redelivered());
             if no_ack {
+                self.counters.delivered_no_ack += 1;
                 self.forget(&entry);
             } else {
                 consumer.unacked += 1;
+                self.counters.delivered += 1;
                 self.hold_unacked(Unacked {
                     entry: entry.clone(),
                     connection: connection.id,
@@ -829,6 +948,24 @@ impl Queue {
             };
             self.post(&connection, Event::Deliver(delivery));
         }
+    }
+
+    /// The consumers as monitoring lists them.
+    fn describe_consumers(&self) -> Vec<ConsumerInfo> {
+        self.consumers
+            .iter_active()
+            .map(|(c, active)| ConsumerInfo {
+                tag: c.spec.tag.clone(),
+                connection: c.spec.connection.id,
+                channel: c.spec.channel,
+                no_ack: c.spec.no_ack,
+                exclusive: c.spec.exclusive,
+                prefetch: c.spec.prefetch,
+                priority: c.spec.priority,
+                active,
+                unacked: c.unacked,
+            })
+            .collect()
     }
 
     /// Queues an event for a connection until the end of this wake-up.

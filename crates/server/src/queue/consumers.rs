@@ -126,6 +126,16 @@ impl Consumers {
         self.remove_where(|c| c.spec.connection.id == connection)
     }
 
+    /// Every consumer, with whether it receives now (false for the waiting consumers
+    /// of a single-active-consumer queue).
+    pub(crate) fn iter_active(&self) -> impl Iterator<Item = (&Consumer, bool)> {
+        let single = self.single_active;
+        self.list
+            .iter()
+            .enumerate()
+            .map(move |(i, c)| (c, !single || i == 0))
+    }
+
     /// Drains every consumer (the queue is going away).
     pub(crate) fn take_all(&mut self) -> Vec<Consumer> {
         self.cursor = 0;

@@ -194,6 +194,30 @@ pub(crate) fn with_delivery_count(message: &Message, count: u64) -> Result<Messa
     ))
 }
 
+/// The queue a dead-lettered message last died in, where a redrive sends it back:
+/// `x-last-death-queue` (written by warren and RabbitMQ 3.13+), else the front
+/// `x-death` entry's queue (3.10 keeps only the front reliably the newest). None for a
+/// message that never died, or whose properties do not decode.
+pub(crate) fn origin(message: &Message) -> Option<String> {
+    let headers = message.decoded_properties().ok()?.headers?;
+    if let Some(queue) = headers
+        .get("x-last-death-queue")
+        .and_then(FieldValue::as_str)
+    {
+        return Some(queue.to_owned());
+    }
+    match headers.get("x-death") {
+        Some(FieldValue::Array(entries)) => match entries.first() {
+            Some(FieldValue::Table(entry)) => entry
+                .get("queue")
+                .and_then(FieldValue::as_str)
+                .map(str::to_owned),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The long-string keys of the `CC` and `BCC` arrays (`rabbit_basic:header_routes`).
 /// Other types make RabbitMQ fail; publishing refuses them (406), so none are stored.
 fn header_routes(headers: &FieldTable) -> impl Iterator<Item = Bytes> + '_ {
@@ -747,6 +771,26 @@ mod tests {
         );
         let dead = die(&m, "q", Reason::Rejected, 0);
         assert_eq!(text(&headers(&dead), "x-delivery-count"), "mine");
+    }
+
+    #[test]
+    fn origin_is_the_queue_of_the_last_death() {
+        let fresh = message("ex", "k", BasicProperties::default());
+        assert_eq!(origin(&fresh), None);
+        let once = die(&fresh, "orders", Reason::Rejected, 0);
+        assert_eq!(origin(&once).as_deref(), Some("orders"));
+        let twice = die(&once, "retry", Reason::Expired, 0);
+        assert_eq!(origin(&twice).as_deref(), Some("retry"));
+        // From a 3.10 broker: no x-last-death-queue, the front x-death entry counts.
+        let entry: FieldTable = [(ShortStr::from("queue"), FieldValue::string("legacy"))]
+            .into_iter()
+            .collect();
+        let legacy = message(
+            "ex",
+            "k",
+            with_headers(&[("x-death", FieldValue::Array(vec![FieldValue::Table(entry)]))]),
+        );
+        assert_eq!(origin(&legacy).as_deref(), Some("legacy"));
     }
 
     #[test]

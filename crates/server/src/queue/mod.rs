@@ -161,6 +161,86 @@ pub(crate) struct QueueStats {
     pub(crate) ready: u32,
     pub(crate) unacked: u32,
     pub(crate) consumers: u32,
+    /// Messages through the queue since its task started.
+    pub(crate) counters: Counters,
+    /// When the oldest ready message was enqueued, in milliseconds since the Unix
+    /// epoch (the broker's clock, not the producer's `timestamp`); None when no ready
+    /// message has a known time.
+    pub(crate) oldest_ready_at: Option<u64>,
+}
+
+/// Messages through a queue since its task started (a restart starts again from 0,
+/// as RabbitMQ's counters do). Plain integers the queue task alone increments: no
+/// atomics or locks on the hot path; monitoring reads a copy with `Command::Stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    /// Enqueued (published, or dead-lettered here from another queue). Messages a
+    /// length limit refused are not counted.
+    pub(crate) published: u64,
+    /// Delivered to consumers that acknowledge.
+    pub(crate) delivered: u64,
+    /// Delivered to no-ack consumers.
+    pub(crate) delivered_no_ack: u64,
+    /// Taken by basic.get with an ack to come.
+    pub(crate) got: u64,
+    /// Taken by basic.get with no-ack.
+    pub(crate) got_no_ack: u64,
+    /// Acknowledged by basic.ack (not counting no-ack deliveries).
+    pub(crate) acked: u64,
+    /// Deliveries and gets of a message that may have been delivered before.
+    pub(crate) redelivered: u64,
+    /// Sent to the queue's dead-letter exchange, by why they left.
+    pub(crate) dead_lettered: DeadLettered,
+}
+
+impl Counters {
+    /// Every delivery and get, acknowledged or not: RabbitMQ's `deliver_get`.
+    pub(crate) fn deliver_get(&self) -> u64 {
+        self.delivered + self.delivered_no_ack + self.got + self.got_no_ack
+    }
+}
+
+/// Dead-lettered messages by reason (RabbitMQ's `x-death` reasons).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DeadLettered {
+    pub(crate) rejected: u64,
+    pub(crate) expired: u64,
+    pub(crate) maxlen: u64,
+    pub(crate) delivery_limit: u64,
+}
+
+/// A consumer as monitoring sees it (`Command::Consumers`).
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerInfo {
+    pub(crate) tag: ShortStr,
+    pub(crate) connection: ConnectionId,
+    pub(crate) channel: u16,
+    pub(crate) no_ack: bool,
+    pub(crate) exclusive: bool,
+    /// Per-consumer prefetch; 0 = no limit.
+    pub(crate) prefetch: u16,
+    /// `x-priority` (0 when not given).
+    pub(crate) priority: i64,
+    /// False for a waiting consumer of a single-active-consumer queue.
+    pub(crate) active: bool,
+    /// Its deliveries awaiting an ack.
+    pub(crate) unacked: u32,
+}
+
+/// A ready message as `warren peek` shows it.
+pub(crate) struct Peeked {
+    pub(crate) message: Message,
+    /// It went out to a consumer before and came back.
+    pub(crate) redelivered: bool,
+}
+
+/// What a redrive did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Redriven {
+    /// Messages sent back, by the queue they went to.
+    pub(crate) moved: std::collections::BTreeMap<String, u32>,
+    /// Messages left: never dead-lettered, or their queue is gone (or is this one).
+    pub(crate) kept: u32,
 }
 
 /// Who to tell once a published message is safely enqueued.
@@ -232,9 +312,25 @@ pub(crate) enum Command {
     Apply {
         settings: Settings,
     },
+    /// The consumers, for monitoring (not a use of the queue).
+    Consumers {
+        reply: oneshot::Sender<Vec<ConsumerInfo>>,
+    },
     /// Depth and consumers, for monitoring: unlike `Counts`, not a use of the queue.
     Stats {
         reply: oneshot::Sender<QueueStats>,
+    },
+    /// The first ready messages, left in place and not marked redelivered (`warren
+    /// peek`): not a use of the queue either.
+    Peek {
+        count: usize,
+        /// The messages, and how many are ready in all.
+        reply: oneshot::Sender<(Vec<Peeked>, u32)>,
+    },
+    /// Sends every ready dead-lettered message back to the queue it died in
+    /// (`warren redrive`).
+    Redrive {
+        reply: oneshot::Sender<Redriven>,
     },
 }
 

@@ -18,6 +18,10 @@ pub(crate) struct Entry {
     bits: u64,
     /// Its id in the message store; 0 when not stored.
     pub(crate) stored: u64,
+    /// When the broker enqueued it, in milliseconds since the Unix epoch (0: unknown).
+    /// Kept through paging out and requeues, so the age of the oldest ready message
+    /// needs no producer timestamp. Costs the slot 8 bytes (56 before).
+    enqueued: u64,
     pub(crate) message: Message,
 }
 
@@ -33,8 +37,20 @@ impl Entry {
         Entry {
             bits: id & ID,
             stored: 0,
+            enqueued: 0,
             message,
         }
+    }
+
+    /// The same entry, enqueued at `ms` milliseconds since the Unix epoch.
+    pub(crate) fn enqueued_at(mut self, ms: u64) -> Self {
+        self.enqueued = ms;
+        self
+    }
+
+    /// When the broker enqueued the message (ms since the Unix epoch; 0 if unknown).
+    pub(crate) fn enqueued(&self) -> u64 {
+        self.enqueued
     }
 
     /// The same entry, kept in the message store under `stored`.
@@ -59,6 +75,7 @@ impl Entry {
         Entry {
             bits: (id & ID) | PAGED,
             stored,
+            enqueued: 0,
             message: Message::empty(),
         }
     }
@@ -317,9 +334,37 @@ impl Ready {
         Some(entry)
     }
 
+    /// When the oldest ready message was enqueued (ms since the Unix epoch), looking at
+    /// the front of each level: ids, and so enqueue times, increase along it, and a
+    /// requeued message keeps its time. Messages of unknown time are skipped.
+    pub(crate) fn oldest_enqueued(&self) -> Option<u64> {
+        self.levels.iter().filter_map(Level::oldest_enqueued).min()
+    }
+
     /// Whether the message with `id` is ready.
     pub(crate) fn holds(&self, id: u64) -> bool {
         self.levels.iter().any(|l| l.holds(id))
+    }
+
+    /// The first `n` messages in delivery order, left in place (`warren peek`).
+    pub(crate) fn front(&self, n: usize) -> Vec<&Entry> {
+        let mut out = Vec::with_capacity(n.min(self.live));
+        for level in self.levels.iter().rev() {
+            let mut fresh = level.fresh.iter().filter(|e| !e.is_tombstone()).peekable();
+            let mut requeued = level.requeued.values().peekable();
+            while out.len() < n {
+                let next = match (fresh.peek(), requeued.peek()) {
+                    (Some(f), Some(r)) if r.id() < f.id() => requeued.next(),
+                    (Some(_), _) => fresh.next(),
+                    (None, _) => requeued.next(),
+                };
+                match next {
+                    Some(entry) => out.push(entry),
+                    None => break,
+                }
+            }
+        }
+        out
     }
 
     /// Removes every ready message; returns how many. `stored` gets the store id of
@@ -371,11 +416,25 @@ impl Level {
         let tombstone = Entry {
             bits: id | TOMBSTONE,
             stored: 0,
+            enqueued: 0,
             message: Message::empty(),
         };
         let entry = std::mem::replace(slot, tombstone);
         self.drop_front_tombstones();
         Some(entry)
+    }
+
+    /// The earlier enqueue time of the first fresh and the first requeued message
+    /// (either can be older: the clock is not monotonic).
+    fn oldest_enqueued(&self) -> Option<u64> {
+        let fresh = self.fresh.iter().find(|e| !e.is_tombstone());
+        let requeued = self.requeued.values().next();
+        fresh
+            .into_iter()
+            .chain(requeued)
+            .map(Entry::enqueued)
+            .filter(|ms| *ms != 0)
+            .min()
     }
 
     fn holds(&self, id: u64) -> bool {
@@ -414,6 +473,26 @@ mod tests {
     }
 
     #[test]
+    fn front_lists_in_delivery_order_without_taking() {
+        let mut ready = Ready::default();
+        for id in 1..=5 {
+            ready.push(entry(id));
+        }
+        let first = ready.pop();
+        assert_eq!(first.as_ref().map(Entry::id), Some(1));
+        ready.remove(3);
+        if let Some(first) = first {
+            ready.requeue(first);
+        }
+        let ids: Vec<u64> = ready.front(10).iter().map(|e| e.id()).collect();
+        assert_eq!(ids, [1, 2, 4, 5]);
+        let ids: Vec<u64> = ready.front(2).iter().map(|e| e.id()).collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(ready.len(), 4);
+        assert_eq!(ready.pop().map(|e| e.id()), Some(1));
+    }
+
+    #[test]
     fn requeued_messages_return_to_their_place() {
         let mut ready = Ready::default();
         for id in 1..=5 {
@@ -433,9 +512,68 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_slot_is_56_bytes() {
-        // State word, store id, message handles.
-        assert_eq!(std::mem::size_of::<Entry>(), 56);
+    fn a_queue_slot_is_64_bytes() {
+        // State word, store id, enqueue time, message handles.
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+    }
+
+    #[test]
+    fn the_oldest_ready_time_survives_paging_requeues_and_priorities() {
+        let at = |id: u64, ms: u64| entry_with_body(id, 10).enqueued_at(ms);
+        let mut ready = Ready::default();
+        assert_eq!(ready.oldest_enqueued(), None);
+        for (id, ms) in [(1, 1000), (2, 2000), (3, 3000)] {
+            ready.push(at(id, ms).stored_as(id));
+        }
+        assert_eq!(ready.oldest_enqueued(), Some(1000));
+        ready.page_out(0, 10);
+        assert_eq!(
+            ready.oldest_enqueued(),
+            Some(1000),
+            "paged out, still known"
+        );
+        let first = ready.pop();
+        assert_eq!(ready.oldest_enqueued(), Some(2000));
+        if let Some(first) = first {
+            ready.requeue(first);
+        }
+        assert_eq!(
+            ready.oldest_enqueued(),
+            Some(1000),
+            "requeued keeps its time"
+        );
+        assert_eq!(ready.remove(1).map(|e| e.enqueued()), Some(1000));
+        assert_eq!(ready.remove(2).map(|e| e.enqueued()), Some(2000));
+        assert_eq!(
+            ready.oldest_enqueued(),
+            Some(3000),
+            "taken ones leave no trace"
+        );
+        ready.push(entry(4));
+        assert_eq!(ready.pop().map(|e| e.id()), Some(3));
+        assert_eq!(ready.oldest_enqueued(), None, "unknown times are skipped");
+
+        let mut levels = Ready::with_max_priority(2);
+        let with_priority = |id: u64, priority: u8, ms: u64| {
+            let mut properties = BytesMut::new();
+            BasicProperties {
+                priority: Some(priority),
+                ..Default::default()
+            }
+            .encode(&mut properties);
+            Entry::new(
+                id,
+                Message::new(&"".into(), &"q".into(), &properties, Bytes::new()),
+            )
+            .enqueued_at(ms)
+        };
+        levels.push(with_priority(1, 0, 500));
+        levels.push(with_priority(2, 2, 900));
+        assert_eq!(
+            levels.oldest_enqueued(),
+            Some(500),
+            "the oldest of any level"
+        );
     }
 
     #[test]

@@ -434,3 +434,42 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn stats_count_what_the_queue_did_and_when_the_oldest_ready_message_came() {
+    let q = queue();
+    let stats =
+        |q: QueueHandle| async move { q.ask(|reply| Command::Stats { reply }).await.unwrap() };
+    assert_eq!(stats(q.clone()).await.oldest_ready_at, None);
+    let before = crate::durable::now_ms();
+    for n in 0..4 {
+        publish(&q, n).await;
+    }
+    let first = get(&q, false).await.unwrap();
+    let second = get(&q, false).await.unwrap();
+    assert!(get(&q, true).await.is_some());
+    let settle = |id, how| Command::Settle { ids: vec![id], how };
+    assert!(q.send(settle(first.entry.id(), Settle::Ack)).await);
+    assert!(q.send(settle(second.entry.id(), Settle::Requeue)).await);
+    let again = get(&q, false).await.unwrap();
+    assert!(again.entry.redelivered());
+    assert!(q.send(settle(again.entry.id(), Settle::Requeue)).await);
+    let s = stats(q.clone()).await;
+    assert_eq!(
+        s.counters,
+        Counters {
+            published: 4,
+            got: 3,
+            got_no_ack: 1,
+            acked: 1,
+            redelivered: 1,
+            ..Counters::default()
+        }
+    );
+    assert_eq!(s.counters.deliver_get(), 4);
+    assert_eq!((s.ready, s.unacked), (2, 0));
+    // The requeued message keeps its enqueue time.
+    assert_eq!(s.oldest_ready_at, Some(second.entry.enqueued()));
+    let at = second.entry.enqueued();
+    assert!(at >= before && at <= crate::durable::now_ms());
+}
