@@ -263,3 +263,71 @@ async fn redrive_returns_dead_letters_to_the_queues_they_died_in() {
     let stray = ch.basic_get("orders.dlq", true).await.unwrap().unwrap();
     assert_eq!(&stray.body[..], b"stray");
 }
+
+#[tokio::test]
+async fn definitions_are_exported_as_rabbitmq_shapes_them() {
+    let mut config = TestBroker::config();
+    config.queues.push(warren_server::config::QueueConfig {
+        vhost: "/".into(),
+        name: "declared".into(),
+        durable: true,
+        auto_delete: false,
+        arguments: Default::default(),
+    });
+    config.policies.push(warren_server::policy::Policy {
+        vhost: "/".into(),
+        name: "limits".into(),
+        pattern: glob::Pattern::new("orders.*").unwrap(),
+        priority: 3,
+        definition: warren_server::policy::PolicyDefinition {
+            max_length: Some(10),
+            ..Default::default()
+        },
+    });
+    let broker = TestBroker::start_with(config).await;
+    let (_connection, ch) = channel(&broker).await;
+    let options = QueueDeclareOptions {
+        max_length: Some(5),
+        ..Default::default()
+    };
+    ch.queue_declare("orders.new", options).await.unwrap();
+    ch.queue_declare(
+        "mine",
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let (status, body) = http_get(broker.management_addr(), "/api/definitions", GUEST).await;
+    assert_eq!(status, 200, "{body}");
+    let d: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["users"][0]["name"], "guest");
+    assert_eq!(
+        d["users"][0]["hashing_algorithm"],
+        "rabbit_password_hashing_sha256"
+    );
+    assert_eq!(d["vhosts"], json!([{"name": "/"}]));
+    assert_eq!(
+        d["permissions"][0],
+        json!({"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"})
+    );
+    assert_eq!(
+        d["policies"],
+        json!([{"vhost": "/", "name": "limits", "pattern": "^orders\\..*$",
+                "apply-to": "queues", "priority": 3, "definition": {"max-length": 10}}])
+    );
+    // Exclusive queues die with their connection: not exported.
+    let queues: Vec<(&str, bool)> = d["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["name"].as_str().unwrap(), q["from_config"] == true))
+        .collect();
+    assert_eq!(queues, [("declared", true), ("orders.new", false)]);
+    assert_eq!(d["queues"][1]["arguments"], json!({"x-max-length": 5}));
+    // Only what a vhost does not have anyway.
+    assert_eq!(d["exchanges"], json!([]));
+}

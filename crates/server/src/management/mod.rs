@@ -1,8 +1,10 @@
-//! The management HTTP API: RabbitMQ-shaped JSON for the parts monitoring tools read
-//! (`/api/overview`, `/api/queues`), Prometheus metrics (`/metrics`), and a web page
-//! (`/`) that charts queue depth from the API in the browser.
+//! The management HTTP API: RabbitMQ-shaped JSON for the parts monitoring tools and
+//! scripts use (`/api/overview`, `/api/queues`, ...), the operations of
+//! `operations.rs` (delete, purge, get, unbind, redrive), `/api/definitions`,
+//! Prometheus metrics (`/metrics`), and a web page (`/`) that charts queue depth from
+//! the API in the browser.
 //!
-//! Read-only and served from snapshots: each request lists the vhosts' queues and asks
+//! Reads are served from snapshots: each request lists the vhosts' queues and asks
 //! each queue task for its depth with a `Stats` command, which, unlike a declare,
 //! does not count as a use of the queue (`x-expires`).
 //!
