@@ -713,3 +713,48 @@ async fn a_recovered_message_keeps_its_enqueue_time_across_a_restart() {
     assert_eq!(queue["message_stats"]["publish"], 0);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn recent_depths_are_returned_for_lengths_age_as_rabbitmq_does() {
+    let mut config = TestBroker::config();
+    config.queues.push(warren_server::config::QueueConfig {
+        vhost: "/".into(),
+        name: "charted".into(),
+        durable: false,
+        auto_delete: false,
+        arguments: Default::default(),
+    });
+    let broker = TestBroker::start_with(config).await;
+    let api = broker.management_addr();
+    let plain = get_json(api, "/api/queues/%2F/charted").await;
+    assert!(plain.get("messages_ready_details").is_none(), "{plain}");
+    // The sampler reads every queue when it starts, then every 5 s.
+    let samples = within("a depth sample of 'charted'", async {
+        loop {
+            let q = get_json(
+                api,
+                "/api/queues/%2F/charted?lengths_age=300&lengths_incr=5",
+            )
+            .await;
+            let samples = q["messages_ready_details"]["samples"].clone();
+            if samples.as_array().is_some_and(|s| !s.is_empty()) {
+                break samples;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let first = &samples[0];
+    assert_eq!(first["sample"], 0);
+    let at = first["timestamp"].as_u64().unwrap();
+    assert!(at <= now_ms && now_ms - at < 60_000, "{first}");
+    let listed = get_json(api, "/api/queues?lengths_age=300").await;
+    assert!(
+        listed[0]["messages_ready_details"]["samples"].is_array(),
+        "{listed}"
+    );
+}

@@ -81,9 +81,27 @@ pub(super) fn age_seconds(enqueued_at: Option<u64>, now_ms: u64) -> f64 {
 /// and `oldest_message_age_seconds`, how long the oldest ready message has waited
 /// since the broker enqueued it (RabbitMQ only has the producer's
 /// `head_message_timestamp`).
-fn queue_with_stats(listed: &Listed, listing: &Listing, now_ms: u64) -> Value {
+fn queue_with_stats(
+    listed: &Listed,
+    listing: &Listing,
+    now_ms: u64,
+    samples: SamplesWanted,
+) -> Value {
     let mut queue = queue_json(listed);
     if let Value::Object(fields) = &mut queue {
+        if let SamplesWanted::Within(age_ms) = samples {
+            let recent: Vec<Value> = listing
+                .rates
+                .ready_samples(&listed.queue.info)
+                .iter()
+                .take_while(|(at, _)| now_ms.saturating_sub(*at) <= age_ms)
+                .map(|(at, ready)| json!({"sample": ready, "timestamp": at}))
+                .collect();
+            fields.insert(
+                "messages_ready_details".into(),
+                json!({ "rate": ready_rate(&recent), "samples": recent }),
+            );
+        }
         let stats = &listed.stats;
         let counts = rates::queue_counts(&stats.counters);
         let rates = listing.rates.queue(&listed.queue.info);
@@ -210,25 +228,67 @@ pub(super) fn connections(broker: &Broker, vhost: Option<&str>) -> Value {
     )
 }
 
+/// Whether a request asks for recent ready counts, as RabbitMQ's
+/// `?lengths_age=SECONDS&lengths_incr=SECONDS` does (warren samples every 5 s, whatever
+/// the increment asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SamplesWanted {
+    No,
+    /// Samples at most this many milliseconds old.
+    Within(u64),
+}
+
+impl SamplesWanted {
+    pub(super) fn from_query(query: &str) -> SamplesWanted {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("lengths_age="))
+            .and_then(|age| age.parse::<u64>().ok())
+            .map_or(SamplesWanted::No, |secs| {
+                SamplesWanted::Within(secs.saturating_mul(1000))
+            })
+    }
+}
+
+/// The change per second between the two newest samples (newest first).
+fn ready_rate(samples: &[Value]) -> f64 {
+    let point = |v: &Value| (v["timestamp"].as_f64(), v["sample"].as_f64());
+    match samples {
+        [newest, previous, ..] => match (point(newest), point(previous)) {
+            ((Some(t1), Some(n1)), (Some(t0), Some(n0))) if t1 > t0 => {
+                (n1 - n0) * 1000.0 / (t1 - t0)
+            }
+            _ => 0.0,
+        },
+        _ => 0.0,
+    }
+}
+
 /// `GET /api/queues[/{vhost}]`.
-pub(super) fn queues(listing: &Listing, vhost: Option<&str>) -> Value {
+pub(super) fn queues(listing: &Listing, vhost: Option<&str>, samples: SamplesWanted) -> Value {
+    let now_ms = crate::durable::now_ms();
     Value::Array(
         listing
             .queues
             .iter()
             .filter(|l| vhost.is_none_or(|wanted| l.vhost == wanted))
-            .map(|l| queue_with_stats(l, listing, crate::durable::now_ms()))
+            .map(|l| queue_with_stats(l, listing, now_ms, samples))
             .collect(),
     )
 }
 
 /// `GET /api/queues/{vhost}/{name}`.
-pub(super) fn queue(listing: &Listing, vhost: &str, name: &str) -> Option<Value> {
+pub(super) fn queue(
+    listing: &Listing,
+    vhost: &str,
+    name: &str,
+    samples: SamplesWanted,
+) -> Option<Value> {
     listing
         .queues
         .iter()
         .find(|l| l.vhost == vhost && l.queue.info.name.as_str() == name)
-        .map(|l| queue_with_stats(l, listing, crate::durable::now_ms()))
+        .map(|l| queue_with_stats(l, listing, crate::durable::now_ms(), samples))
 }
 
 /// A queue as RabbitMQ shows it, with its policies: `policy` names the
@@ -280,4 +340,33 @@ fn rabbitmq_key(key: PolicyKey) -> &'static str {
 /// A merged policy definition under RabbitMQ's key names.
 pub(super) fn policy_json(d: &PolicyDefinition) -> Value {
     d.to_rabbitmq()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_age_asks_for_samples() {
+        assert_eq!(
+            SamplesWanted::from_query("lengths_age=300&lengths_incr=5"),
+            SamplesWanted::Within(300_000)
+        );
+        assert_eq!(SamplesWanted::from_query(""), SamplesWanted::No);
+        assert_eq!(
+            SamplesWanted::from_query("lengths_age=x"),
+            SamplesWanted::No
+        );
+    }
+
+    #[test]
+    fn the_ready_rate_is_the_change_between_the_newest_samples() {
+        let samples = [
+            json!({"sample": 30, "timestamp": 10_000}),
+            json!({"sample": 10, "timestamp": 5_000}),
+            json!({"sample": 0, "timestamp": 0}),
+        ];
+        assert_eq!(ready_rate(&samples), 4.0);
+        assert_eq!(ready_rate(&samples[..1]), 0.0);
+    }
 }

@@ -18,6 +18,7 @@ mod api;
 mod clients;
 mod definitions;
 mod effective;
+mod history;
 mod json;
 mod metrics;
 mod monitoring;
@@ -137,6 +138,7 @@ async fn respond(
         };
         return change(broker, &user, &method, &segments, &query, &body).await;
     }
+    let samples = api::SamplesWanted::from_query(request.uri().query().unwrap_or(""));
     let body = match segments.as_slice() {
         ["api", "definitions"] => definitions::definitions(broker),
         ["api", "overview"] => {
@@ -154,12 +156,14 @@ async fn respond(
         ["api", "consumers", vhost] if broker.vhosts().contains_key(*vhost) => {
             clients::consumers(broker, Some(vhost)).await
         }
-        ["api", "queues"] | ["api", "queues", ""] => api::queues(&stats(broker).await, None),
+        ["api", "queues"] | ["api", "queues", ""] => {
+            api::queues(&stats(broker).await, None, samples)
+        }
         ["api", "queues", vhost] => {
             if !broker.vhosts().contains_key(*vhost) {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
-            api::queues(&stats(broker).await, Some(vhost))
+            api::queues(&stats(broker).await, Some(vhost), samples)
         }
         ["api", "exchanges"] | ["api", "exchanges", ""] => api::exchanges(broker, None),
         ["api", "exchanges", vhost] if broker.vhosts().contains_key(*vhost) => {
@@ -173,10 +177,12 @@ async fn respond(
         ["api", "bindings", vhost] if broker.vhosts().contains_key(*vhost) => {
             api::bindings(broker, Some(vhost))
         }
-        ["api", "queues", vhost, name] => match api::queue(&stats(broker).await, vhost, name) {
-            Some(body) => body,
-            None => return error(StatusCode::NOT_FOUND, "Not Found"),
-        },
+        ["api", "queues", vhost, name] => {
+            match api::queue(&stats(broker).await, vhost, name, samples) {
+                Some(body) => body,
+                None => return error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
         _ => return error(StatusCode::NOT_FOUND, "Not Found"),
     };
     reply(StatusCode::OK, "application/json", body.to_string())

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::history::{DepthHistory, Sample};
 use super::monitoring::UnroutableCounts;
 use crate::broker::Broker;
 use crate::queue::{Command, Counters, QueueHandle, QueueInfo};
@@ -92,9 +93,18 @@ pub(crate) struct RateTable {
     pub(super) totals: QueueRates,
     /// In [`UNROUTABLE_STATS`] order.
     pub(super) unroutable: [f64; 3],
+    /// Each queue's recent ready counts, newest first.
+    ready_samples: HashMap<QueueKey, Vec<Sample>>,
 }
 
 impl RateTable {
+    /// A queue's recent ready counts, newest first; empty for a queue not sampled yet.
+    pub(super) fn ready_samples(&self, info: &Arc<QueueInfo>) -> &[Sample] {
+        self.ready_samples
+            .get(&QueueKey(info.clone()))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// A queue's rates; zeros for a queue not sampled twice yet.
     pub(super) fn queue(&self, info: &Arc<QueueInfo>) -> QueueRates {
         self.queues
@@ -165,28 +175,32 @@ where
     total
 }
 
-/// Every running queue's counters. Unlike a listing for a request, no policies are
-/// resolved and nothing is sorted.
-async fn read_counters(broker: &Broker) -> HashMap<QueueKey, [u64; 8]> {
+/// Every running queue's counters and ready count. Unlike a listing for a request, no
+/// policies are resolved and nothing is sorted.
+async fn read_counters(broker: &Broker) -> (HashMap<QueueKey, [u64; 8]>, HashMap<QueueKey, u32>) {
     let queues: Vec<QueueHandle> = broker
         .vhosts()
         .values()
         .flat_map(|v| v.snapshot().queues.values().cloned().collect::<Vec<_>>())
         .collect();
     let mut counters = HashMap::with_capacity(queues.len());
+    let mut ready = HashMap::with_capacity(queues.len());
     for queue in queues {
         // A queue that stopped meanwhile is left out.
         if let Some(stats) = queue.ask(|reply| Command::Stats { reply }).await {
-            counters.insert(QueueKey(queue.info), queue_counts(&stats.counters));
+            let key = QueueKey(queue.info);
+            ready.insert(key.clone(), stats.ready);
+            counters.insert(key, queue_counts(&stats.counters));
         }
     }
-    counters
+    (counters, ready)
 }
 
 /// Samples every queue's counters and the broker's unroutable counters every
 /// [`SAMPLE_EVERY`] until shutdown, and publishes their rates.
 pub(super) async fn sample(broker: Arc<Broker>, shutdown: CancellationToken) {
     let mut queue_sampler = Sampler::default();
+    let mut history = DepthHistory::default();
     let mut unroutable_sampler = Sampler::default();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -195,8 +209,9 @@ pub(super) async fn sample(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let current = read_counters(&broker).await;
+        let (current, ready) = read_counters(&broker).await;
         let now = Instant::now();
+        history.record(crate::durable::now_ms(), &ready);
         let queues = queue_sampler.observe(now, current);
         let broker_counts = unroutable_counts(&broker.monitoring.unroutable());
         let unroutable = unroutable_sampler
@@ -207,6 +222,7 @@ pub(super) async fn sample(broker: Arc<Broker>, shutdown: CancellationToken) {
             totals: sum(queues.values().copied()),
             queues,
             unroutable,
+            ready_samples: history.snapshot(),
         });
     }
 }
