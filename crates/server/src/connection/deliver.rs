@@ -8,17 +8,20 @@ use crate::connection::events::{Delivery, Event};
 use crate::message::Message;
 use crate::queue::{Command, Settle};
 
-/// Events handled per wake-up before the socket is written.
+/// Batches of events (one per queue wake-up) handled per wake-up before the socket is
+/// written.
 const EVENT_BATCH: usize = 256;
 
 impl Connection {
-    pub(crate) async fn on_event(&mut self, event: Event) {
+    /// Handles a batch of events from one queue wake-up, in order.
+    pub(crate) async fn on_events(&mut self, events: Vec<Event>) {
+        for event in events {
+            self.on_event(event).await;
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
         match event {
-            Event::Batch(events) => {
-                for event in events {
-                    Box::pin(self.on_event(event)).await;
-                }
-            }
             Event::Deliver(delivery) => self.deliver(delivery).await,
             Event::DirectReply {
                 channel,
@@ -60,7 +63,7 @@ impl Connection {
     pub(crate) async fn drain_events(&mut self) {
         for _ in 0..EVENT_BATCH {
             match self.events.try_recv() {
-                Ok(event) => self.on_event(event).await,
+                Ok(events) => self.on_events(events).await,
                 Err(_) => break,
             }
         }

@@ -27,12 +27,15 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone)]
 pub(crate) struct ConnectionHandle {
     pub(crate) id: ConnectionId,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<Vec<Event>>,
     credit: Arc<Semaphore>,
 }
 
 impl ConnectionHandle {
-    pub(crate) fn new() -> (ConnectionHandle, mpsc::UnboundedReceiver<Event>) {
+    /// A new connection's handle, and where its events arrive: in batches, one per
+    /// queue wake-up. (Batches keep the channel's slots small: tokio allocates a block
+    /// of 32 slots per channel up front, and an idle connection should cost little.)
+    pub(crate) fn new() -> (ConnectionHandle, mpsc::UnboundedReceiver<Vec<Event>>) {
         let (events, rx) = mpsc::unbounded_channel();
         let handle = ConnectionHandle {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -54,7 +57,12 @@ impl ConnectionHandle {
 
     /// Sends an event; false when the connection has gone.
     pub(crate) fn send(&self, event: Event) -> bool {
-        self.events.send(event).is_ok()
+        self.send_all(vec![event])
+    }
+
+    /// Sends events to be handled in order; false when the connection has gone.
+    pub(crate) fn send_all(&self, events: Vec<Event>) -> bool {
+        self.events.send(events).is_ok()
     }
 
     /// Closes the semaphore so queues stop waiting on a finished connection.
@@ -88,8 +96,6 @@ pub(crate) enum Event {
         channel: u16,
         consumer_tag: ShortStr,
     },
-    /// Several events from one queue's wake-up, in order.
-    Batch(Vec<Event>),
     /// A reply for the channel's direct reply-to consumer (no-ack, no queue).
     DirectReply {
         channel: u16,

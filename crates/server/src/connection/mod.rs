@@ -189,7 +189,7 @@ pub(crate) struct Connection {
     client: ClientInfo,
     /// How queues reach this connection.
     pub(crate) handle: ConnectionHandle,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::UnboundedReceiver<Vec<Event>>,
     channel_max: u16,
     frames: FramedRead<OwnedReadHalf, FrameCodec>,
     writer: OwnedWriteHalf,
@@ -364,8 +364,8 @@ impl Connection {
                         }
                     }
                 }
-                Some(event) = self.events.recv(), if writable => {
-                    self.on_event(event).await;
+                Some(events) = self.events.recv(), if writable => {
+                    self.on_events(events).await;
                     self.drain_events().await;
                 }
                 beat = self.heartbeat.tick() => match beat {

@@ -16,7 +16,7 @@ pub(crate) const HIGH_WATER: usize = 1 << 20;
 impl Outbound {
     pub(crate) fn new(frame_max: u32) -> Self {
         Outbound {
-            buf: BytesMut::with_capacity(16 * 1024),
+            buf: BytesMut::new(),
             frame_max,
         }
     }

@@ -977,14 +977,8 @@ impl Queue {
     }
 
     fn flush_outbox(&mut self) {
-        for (connection, mut events) in std::mem::take(&mut self.outbox) {
-            let event = match events.len() {
-                1 => events.pop(),
-                _ => Some(Event::Batch(events)),
-            };
-            if let Some(event) = event
-                && !connection.send(event)
-            {
+        for (connection, events) in std::mem::take(&mut self.outbox) {
+            if !connection.send_all(events) {
                 // Its deliveries are still unacked here: they go back to ready.
                 self.connection_gone(connection.id);
             }

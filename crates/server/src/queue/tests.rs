@@ -98,21 +98,16 @@ async fn consume(q: &QueueHandle, spec: ConsumerSpec) -> Result<(), ChannelError
 /// yielding, so once the Counts reply is in, so are the deliveries before it.
 async fn deliveries(
     q: &QueueHandle,
-    rx: &mut mpsc::UnboundedReceiver<Event>,
+    rx: &mut mpsc::UnboundedReceiver<Vec<Event>>,
 ) -> Vec<(String, u32, u64, bool)> {
     q.ask(|reply| Command::Counts { reply }).await.unwrap();
     let mut out = Vec::new();
     let mut pending: VecDeque<Event> = VecDeque::new();
-    while let Ok(e) = rx.try_recv() {
-        pending.push_back(e);
+    while let Ok(events) = rx.try_recv() {
+        pending.extend(events);
     }
     while let Some(e) = pending.pop_front() {
         match e {
-            Event::Batch(events) => {
-                for (i, e) in events.into_iter().enumerate() {
-                    pending.insert(i, e);
-                }
-            }
             Event::Deliver(d) => out.push((
                 d.consumer_tag.to_string(),
                 number(&d.message),
