@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -102,19 +101,16 @@ async fn deliveries(
 ) -> Vec<(String, u32, u64, bool)> {
     q.ask(|reply| Command::Counts { reply }).await.unwrap();
     let mut out = Vec::new();
-    let mut pending: VecDeque<Event> = VecDeque::new();
     while let Ok(events) = rx.try_recv() {
-        pending.extend(events);
-    }
-    while let Some(e) = pending.pop_front() {
-        match e {
-            Event::Deliver(d) => out.push((
-                d.consumer_tag.to_string(),
-                number(&d.message),
-                d.message_id,
-                d.redelivered,
-            )),
-            _ => {}
+        for event in events {
+            if let Event::Deliver(d) = event {
+                out.push((
+                    d.consumer_tag.to_string(),
+                    number(&d.message),
+                    d.message_id,
+                    d.redelivered,
+                ));
+            }
         }
     }
     out
