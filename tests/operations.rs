@@ -331,3 +331,61 @@ async fn definitions_are_exported_as_rabbitmq_shapes_them() {
     // Only what a vhost does not have anyway.
     assert_eq!(d["exchanges"], json!([]));
 }
+
+#[tokio::test]
+async fn redrive_works_through_a_dead_letter_queue_larger_than_a_round() {
+    let broker = TestBroker::start().await;
+    let (_connection, ch) = channel(&broker).await;
+    ch.queue_declare("big.dlq", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let options = QueueDeclareOptions {
+        dead_letter_exchange: Some(String::new()),
+        dead_letter_routing_key: Some("big.dlq".into()),
+        ..Default::default()
+    };
+    ch.queue_declare("big", options).await.unwrap();
+    // Messages expire at once (expiration "0") into the DLQ, among strays published
+    // there directly: more of both than one redrive round looks at.
+    let expiring = BasicProperties {
+        expiration: Some("0".into()),
+        ..Default::default()
+    };
+    let mut confirms = Vec::new();
+    for i in 0..1500u32 {
+        let body = i.to_string().into_bytes();
+        let (queue, properties) = if i % 2 == 0 {
+            ("big", expiring.clone())
+        } else {
+            ("big.dlq", BasicProperties::default())
+        };
+        let confirm = ch
+            .basic_publish("", queue, body, properties, Default::default())
+            .await
+            .unwrap();
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        confirm.await.unwrap();
+    }
+    until_ready(&ch, "big.dlq", 1500).await;
+
+    let (status, done) = post(&broker, "/api/queues/%2F/big.dlq/redrive", Value::Null).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done, json!({"moved": 750, "to": {"big": 750}, "kept": 750}));
+    until_ready(&ch, "big", 750).await;
+    assert_eq!(counts(&ch, "big.dlq").await.0, 750);
+    // The strays kept their order and were never counted as returned.
+    let mut strays = Vec::new();
+    while let Some(d) = ch.basic_get("big.dlq", true).await.unwrap() {
+        assert!(!d.redelivered);
+        assert!(
+            d.properties
+                .headers
+                .is_none_or(|h| h.get("x-delivery-count").is_none())
+        );
+        strays.push(String::from_utf8_lossy(&d.body).parse::<u32>().unwrap());
+    }
+    let expected: Vec<u32> = (0..1500).filter(|i| i % 2 == 1).collect();
+    assert_eq!(strays, expected);
+}

@@ -16,13 +16,16 @@ use crate::broker::Broker;
 use crate::error::ChannelError;
 use crate::message::Message;
 use crate::names;
-use crate::queue::{Command, Peeked, QueueHandle, Settle};
+use crate::queue::{Command, Peeked, QueueHandle, Redriven, Settle};
 use crate::vhost::Vhost;
 
 /// The connection id operator requests act as: no client connection has it.
 const OPERATOR: crate::connection::events::ConnectionId = 0;
 /// At most this many messages per `get`.
 const GET_MAX: usize = 10_000;
+/// Messages a redrive looks at per round; between rounds the queue serves its
+/// consumers and publishers.
+const REDRIVE_ROUND: usize = 1_000;
 
 /// A failed operation: HTTP status and reason.
 pub(super) struct Refused {
@@ -328,12 +331,27 @@ pub(super) async fn redrive(t: &Target<'_>) -> Result<Value, Refused> {
     t.permit("queue", Permissions::can_read)?;
     t.permit("queue", Permissions::can_write)?;
     let queue = t.queue()?;
-    let done = queue
-        .ask(|reply| Command::Redrive { reply })
-        .await
-        .ok_or_else(|| t.gone())?;
-    let moved: u32 = done.moved.values().sum();
-    Ok(json!({ "moved": moved, "to": done.moved, "kept": done.kept }))
+    let mut total = Redriven::default();
+    loop {
+        let skip = total.kept as usize;
+        let round = queue
+            .ask(|reply| Command::Redrive {
+                skip,
+                max: REDRIVE_ROUND,
+                reply,
+            })
+            .await
+            .ok_or_else(|| t.gone())?;
+        for (to, n) in round.moved {
+            *total.moved.entry(to).or_default() += n;
+        }
+        total.kept += round.kept;
+        if (round.examined as usize) < REDRIVE_ROUND {
+            break;
+        }
+    }
+    let moved: u32 = total.moved.values().sum();
+    Ok(json!({ "moved": moved, "to": total.moved, "kept": total.kept }))
 }
 
 /// A `name=true` query flag.

@@ -472,8 +472,8 @@ impl Queue {
             Command::Peek { count, reply } => {
                 let _ = reply.send((self.peek(count), self::count(self.ready.len())));
             }
-            Command::Redrive { reply } => {
-                let _ = reply.send(self.redrive());
+            Command::Redrive { skip, max, reply } => {
+                let _ = reply.send(self.redrive(skip, max));
             }
             Command::Apply { settings } => self.apply(settings),
             Command::Consumers { reply } => {
@@ -828,22 +828,36 @@ impl Queue {
             .collect()
     }
 
-    /// Sends each ready dead-lettered message back to the queue it last died in, in
-    /// order, unchanged (its `x-death` history stays). Messages that never died, or
-    /// whose queue is gone or is this one, stay where they were.
-    fn redrive(&mut self) -> Redriven {
+    /// Looks at up to `max` ready messages after the first `skip` and sends each
+    /// dead-lettered one back to the queue it last died in, unchanged (its `x-death`
+    /// history stays). Messages that never died, or whose queue is gone or is this
+    /// one, stay where they were. A round reads at most `max` paged-out messages back,
+    /// one at a time, so a large dead-letter queue never comes into memory at once.
+    fn redrive(&mut self, skip: usize, max: usize) -> Redriven {
         let mut done = Redriven::default();
         let Some(vhost) = self.vhost.upgrade() else {
             return done;
         };
         let snapshot = vhost.snapshot();
-        let mut kept = Vec::new();
-        while let Some(entry) = self.pop() {
+        let ids: Vec<u64> = self
+            .ready
+            .front(skip.saturating_add(max))
+            .iter()
+            .skip(skip)
+            .map(|e| e.id())
+            .collect();
+        done.examined = count(ids.len());
+        for id in ids {
+            // Read back if paged out; a failed read leaves it on disk until a restart.
+            let Some(entry) = self.ready.remove(id).and_then(|e| self.loaded(e)) else {
+                continue;
+            };
             let target = dead_letter::origin(&entry.message)
                 .and_then(|name| snapshot.queues.get(name.as_str()).cloned())
                 .filter(|q| !q.same(&self.handle));
             let Some(target) = target else {
-                kept.push(entry);
+                done.kept += 1;
+                self.ready.restore(entry);
                 continue;
             };
             let stored = self
@@ -861,10 +875,6 @@ impl Queue {
             if let Err(Some(command)) = target.try_send(command) {
                 tokio::spawn(async move { target.send(command).await });
             }
-        }
-        done.kept = count(kept.len());
-        for entry in kept {
-            self.ready.push(entry);
         }
         done
     }

@@ -241,6 +241,8 @@ pub(crate) struct Redriven {
     pub(crate) moved: std::collections::BTreeMap<String, u32>,
     /// Messages left: never dead-lettered, or their queue is gone (or is this one).
     pub(crate) kept: u32,
+    /// Messages looked at: fewer than asked once the queue has no more.
+    pub(crate) examined: u32,
 }
 
 /// Who to tell once a published message is safely enqueued.
@@ -327,9 +329,13 @@ pub(crate) enum Command {
         /// The messages, and how many are ready in all.
         reply: oneshot::Sender<(Vec<Peeked>, u32)>,
     },
-    /// Sends every ready dead-lettered message back to the queue it died in
-    /// (`warren redrive`).
+    /// Sends ready dead-lettered messages back to the queue each died in (`warren
+    /// redrive`), a round at a time.
     Redrive {
+        /// Ready messages at the front to pass over (kept by earlier rounds).
+        skip: usize,
+        /// Messages to look at in this round: a round holds up the queue for its length.
+        max: usize,
         reply: oneshot::Sender<Redriven>,
     },
 }

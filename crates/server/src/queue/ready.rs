@@ -317,6 +317,15 @@ impl Ready {
         self.level_of(&entry).requeued.insert(entry.id(), entry);
     }
 
+    /// Puts back a message taken out with [`Ready::remove`], at its place (by id),
+    /// without counting a return: it never went to a consumer.
+    pub(crate) fn restore(&mut self, entry: Entry) {
+        self.live += 1;
+        self.bytes += entry.body_len();
+        self.held += entry.held();
+        self.level_of(&entry).requeued.insert(entry.id(), entry);
+    }
+
     /// The next message: highest priority first, then in id order.
     pub(crate) fn pop(&mut self) -> Option<Entry> {
         if self.live == 0 {
@@ -470,6 +479,24 @@ mod tests {
             id,
             Message::new(&"".into(), &"q".into(), &[0, 0], Bytes::new()),
         )
+    }
+
+    #[test]
+    fn a_restored_message_goes_back_to_its_place_uncounted() {
+        let mut ready = Ready::default();
+        for id in 1..=4 {
+            ready.push(entry(id));
+        }
+        let taken = ready.remove(2);
+        assert_eq!(ready.len(), 3);
+        if let Some(taken) = taken {
+            ready.restore(taken);
+        }
+        assert_eq!(ready.len(), 4);
+        let order: Vec<(u64, u64)> = std::iter::from_fn(|| ready.pop())
+            .map(|e| (e.id(), e.returns()))
+            .collect();
+        assert_eq!(order, [(1, 0), (2, 0), (3, 0), (4, 0)]);
     }
 
     #[test]
