@@ -223,9 +223,6 @@ pub fn regex_to_glob(regex: &str) -> Option<String> {
         chars.pop();
     }
     let mut glob = String::new();
-    if !anchored_start {
-        glob.push('*');
-    }
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
@@ -262,11 +259,12 @@ pub fn regex_to_glob(regex: &str) -> Option<String> {
         }
         i += 1;
     }
+    // Unanchored, a regex matches anywhere in the name.
+    if !anchored_start && !glob.starts_with('*') {
+        glob.insert(0, '*');
+    }
     if !anchored_end && !glob.ends_with('*') {
         glob.push('*');
-    }
-    while glob.contains("**") {
-        glob = glob.replace("**", "*");
     }
     Some(glob)
 }
@@ -355,6 +353,8 @@ mod tests {
         assert_eq!(regex_to_glob("^q[0-9].$").as_deref(), Some("q[0-9]?"));
         assert_eq!(regex_to_glob("^a[^b]$").as_deref(), Some("a[!b]"));
         assert_eq!(regex_to_glob("^a\\*$").as_deref(), Some("a[*]"));
+        assert_eq!(regex_to_glob("^.*.*$").as_deref(), Some("**"));
+        assert_eq!(regex_to_glob(".*x").as_deref(), Some("*x*"));
         for none in ["^(a|b)$", "^a+$", "^\\d$", "^a{2}$", "^a?$"] {
             assert_eq!(regex_to_glob(none), None, "{none}");
         }
