@@ -11,6 +11,7 @@
 use std::fmt::Write;
 
 use serde_json::{Map, Value};
+use warren_server::policy::PolicyKey;
 
 /// The broker.toml text, and what was left out.
 pub struct Converted {
@@ -20,19 +21,6 @@ pub struct Converted {
     /// One line per thing left out, saying why.
     pub warnings: Vec<String>,
 }
-
-/// Policy keys warren knows, under RabbitMQ's names.
-const POLICY_KEYS: [&str; 9] = [
-    "message-ttl",
-    "expires",
-    "max-length",
-    "max-length-bytes",
-    "overflow",
-    "dead-letter-exchange",
-    "dead-letter-routing-key",
-    "delivery-limit",
-    "max-priority",
-];
 
 /// Converts RabbitMQ definitions to broker.toml; `source` names them in the header.
 pub fn to_broker_toml(definitions: &Value, source: &str) -> Result<Converted, String> {
@@ -175,21 +163,17 @@ impl Converted {
         }
         let mut set = 0;
         for (key, value) in p["definition"].as_object().into_iter().flatten() {
-            if !POLICY_KEYS.contains(&key.as_str()) {
+            let known = PolicyKey::ALL
+                .into_iter()
+                .find(|k| k.rabbitmq_name() == key);
+            let (Some(known), Ok(value)) = (known, toml::Value::try_from(value)) else {
                 self.warnings.push(format!(
                     "policy '{name}': key '{key}' left out: warren does not support it"
                 ));
                 continue;
-            }
-            let Ok(value) = toml::Value::try_from(value) else {
-                continue;
             };
             set += 1;
-            let toml_key: &'static str = POLICY_KEYS
-                .iter()
-                .find(|k| **k == key.as_str())
-                .map_or("", |k| k);
-            fields.push((toml_key, value.to_string()));
+            fields.push((known.as_str(), value.to_string()));
         }
         if set == 0 {
             self.warnings.push(format!(
@@ -197,15 +181,7 @@ impl Converted {
             ));
             return;
         }
-        // broker.toml spells policy keys with underscores.
-        let fields: Vec<(String, String)> = fields
-            .into_iter()
-            .map(|(k, v)| (k.replace('-', "_"), v))
-            .collect();
-        let _ = writeln!(self.toml, "\n[[policies]]");
-        for (key, value) in fields {
-            let _ = writeln!(self.toml, "{key} = {value}");
-        }
+        self.section("policies", &fields);
     }
 }
 

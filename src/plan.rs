@@ -47,7 +47,7 @@ pub struct Removal {
 #[derive(Debug)]
 pub enum Remove {
     /// Through the management API: `DELETE` this path, with this body.
-    Delete(String, String),
+    Delete(String, Option<Value>),
     /// By the reload itself (users, permissions, policies, vhosts).
     Reload,
 }
@@ -293,7 +293,7 @@ fn exchanges(desired: &Config, live: &Value, plan: &mut Plan) {
                 what: format!("exchange '{name}' in vhost '{vhost}'"),
                 how: Remove::Delete(
                     format!("/api/exchanges/{}/{}", segment(vhost), segment(name)),
-                    String::new(),
+                    None,
                 ),
                 messages: 0,
             });
@@ -336,7 +336,7 @@ fn queues(
                 what: format!("queue '{name}' in vhost '{vhost}'"),
                 how: Remove::Delete(
                     format!("/api/queues/{}/{}", segment(vhost), segment(name)),
-                    String::new(),
+                    None,
                 ),
                 messages: depths.get(key).copied().unwrap_or(0),
             });
@@ -371,7 +371,7 @@ fn bindings(desired: &Config, live: &Value, plan: &mut Plan) {
             b["arguments"].to_string(),
         );
         if b["from_config"] == true && !wanted.contains(&key) {
-            let (vhost, source, _, destination, key_text, arguments) = &key;
+            let (vhost, source, _, destination, key_text, _) = &key;
             let props = if key_text.is_empty() {
                 "~".to_owned()
             } else {
@@ -387,7 +387,7 @@ fn bindings(desired: &Config, live: &Value, plan: &mut Plan) {
                         if to_queue { "q" } else { "e" },
                         segment(destination),
                     ),
-                    format!("{{\"arguments\":{arguments}}}"),
+                    Some(json!({ "arguments": b["arguments"] })),
                 ),
                 messages: 0,
             });
@@ -445,11 +445,9 @@ pub async fn remove(api: &ApiClient, plan: &Plan) -> Vec<String> {
     removals.sort_by_key(order);
     for r in removals {
         if let Remove::Delete(path, body) = &r.how {
-            let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-            let done = if body.is_null() {
-                api.delete(path).await
-            } else {
-                api.delete_with(path, &body).await
+            let done = match body {
+                None => api.delete(path).await,
+                Some(body) => api.delete_with(path, body).await,
             };
             if let Err(e) = done {
                 failed.push(format!("{}: {e}", r.what));
@@ -543,10 +541,11 @@ max_length = 10
         );
         let forced: Vec<&str> = plan.needs_force().iter().map(|r| r.what.as_str()).collect();
         assert_eq!(forced, ["queue 'full' in vhost '/'"]);
-        let Remove::Delete(path, _) = &plan.remove[3].how else {
+        let Remove::Delete(path, body) = &plan.remove[3].how else {
             panic!("a binding is deleted through the API");
         };
         assert_eq!(path, "/api/bindings/%2F/e/gone/q/kept/~");
+        assert_eq!(body, &Some(json!({"arguments": {}})));
         let text = plan.render();
         assert!(text.contains("- queue 'full' in vhost '/' (holds 7 messages: needs --force)"));
         assert!(

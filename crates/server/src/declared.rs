@@ -14,13 +14,9 @@ use warren_codec::ShortStr;
 use warren_routing::ExchangeSpec;
 
 use crate::config::{BindingDestination, Config};
-use crate::connection::events::ConnectionId;
+use crate::connection::events::OPERATOR;
 use crate::queue::Settings;
 use crate::vhost::{QueueDeclare, Vhost};
-
-/// The "connection" that declares the file's queues: never a client's (client
-/// connections are numbered from 1), so no client owns them.
-const OPERATOR: ConnectionId = 0;
 
 /// What applying the file's topology changed.
 #[derive(Debug, Default, PartialEq, Eq)]

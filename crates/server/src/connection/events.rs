@@ -21,6 +21,10 @@ const DELIVERY_CREDIT: usize = 512;
 /// Identifies a connection for the life of the broker.
 pub(crate) type ConnectionId = u64;
 
+/// The "connection" the operator acts as (the file's declared topology, the
+/// management API's operations): never a client's, which are numbered from 1.
+pub(crate) const OPERATOR: ConnectionId = 0;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How queues reach a connection. Cheap to clone.

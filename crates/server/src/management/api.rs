@@ -6,10 +6,10 @@ use serde_json::{Map, Value, json};
 use super::effective::effective;
 use super::rates::{self, QUEUE_STATS, UNROUTABLE_STATS};
 use super::{Listed, Listing, json};
-use warren_routing::Destination;
+use warren_routing::{Binding, Destination, ExchangeSpec};
 
 use crate::broker::Broker;
-use crate::policy::{PolicyDefinition, PolicyKey};
+use crate::policy::PolicyDefinition;
 
 /// `GET /api/overview`: totals over every vhost. `message_stats` sums the queues'
 /// counters (a message routed to two queues counts twice; a deleted queue's counts
@@ -145,19 +145,39 @@ pub(super) fn exchanges(broker: &Broker, vhost: Option<&str>) -> Value {
         let mut exchanges: Vec<_> = snapshot.topology.exchanges().collect();
         exchanges.sort_by(|a, b| a.spec().name.cmp(&b.spec().name));
         for x in exchanges {
-            let spec = x.spec();
-            out.push(json!({
-                "name": &*spec.name,
-                "vhost": name,
-                "type": spec.kind.name(),
-                "durable": spec.durable,
-                "auto_delete": spec.auto_delete,
-                "internal": spec.internal,
-                "arguments": json::table(&spec.arguments),
-            }));
+            out.push(exchange_json(&name, x.spec()));
         }
     }
     Value::Array(out)
+}
+
+/// An exchange as RabbitMQ's API and definitions show it.
+pub(super) fn exchange_json(vhost: &str, spec: &ExchangeSpec) -> Value {
+    json!({
+        "name": &*spec.name,
+        "vhost": vhost,
+        "type": spec.kind.name(),
+        "durable": spec.durable,
+        "auto_delete": spec.auto_delete,
+        "internal": spec.internal,
+        "arguments": json::table(&spec.arguments),
+    })
+}
+
+/// A binding from `source` as RabbitMQ's API and definitions show it.
+pub(super) fn binding_json(vhost: &str, source: &str, b: &Binding) -> Value {
+    let (destination, kind) = match &b.destination {
+        Destination::Queue(q) => (q.to_string(), "queue"),
+        Destination::Exchange(e) => (e.to_string(), "exchange"),
+    };
+    json!({
+        "source": source,
+        "vhost": vhost,
+        "destination": destination,
+        "destination_type": kind,
+        "routing_key": &*b.routing_key,
+        "arguments": json::table(&b.arguments),
+    })
 }
 
 /// `GET /api/bindings[/{vhost}]`: the default exchange's implicit binding to each
@@ -177,18 +197,7 @@ pub(super) fn bindings(broker: &Broker, vhost: Option<&str>) -> Value {
         let mut listed = Vec::new();
         for x in snapshot.topology.exchanges() {
             for b in x.bindings() {
-                let (destination, kind) = match &b.destination {
-                    Destination::Queue(q) => (q.to_string(), "queue"),
-                    Destination::Exchange(e) => (e.to_string(), "exchange"),
-                };
-                listed.push(json!({
-                    "source": &*x.spec().name,
-                    "vhost": name,
-                    "destination": destination,
-                    "destination_type": kind,
-                    "routing_key": &*b.routing_key,
-                    "arguments": json::table(&b.arguments),
-                }));
+                listed.push(binding_json(&name, &x.spec().name, &b));
             }
         }
         listed.sort_by_key(|b| b.to_string());
@@ -308,7 +317,7 @@ fn queue_json(listed: &Listed) -> Value {
     let sources: serde_json::Map<String, Value> = policy
         .sources
         .iter()
-        .map(|(key, name)| (rabbitmq_key(*key).to_owned(), json!(name)))
+        .map(|(key, name)| (key.rabbitmq_name().to_owned(), json!(name)))
         .collect();
     json!({
         "name": info.name.as_str(),
@@ -330,11 +339,6 @@ fn queue_json(listed: &Listed) -> Value {
         "messages_unacknowledged": stats.unacked,
         "consumers": stats.consumers,
     })
-}
-
-/// RabbitMQ's name of a policy key (`max-length`).
-fn rabbitmq_key(key: PolicyKey) -> &'static str {
-    key.argument().trim_start_matches("x-")
 }
 
 /// A merged policy definition under RabbitMQ's key names.

@@ -24,6 +24,14 @@ use crate::policy::glob_to_regex;
 /// RabbitMQ's name of the password hash scheme warren uses.
 const HASHING: &str = "rabbit_password_hashing_sha256";
 
+/// `value` (a JSON object) with warren's `from_config` mark.
+fn marked(mut value: Value, from_config: bool) -> Value {
+    if let Value::Object(fields) = &mut value {
+        fields.insert("from_config".into(), Value::Bool(from_config));
+    }
+    value
+}
+
 pub(super) fn definitions(broker: &Broker) -> Value {
     let config = broker.config();
     let users: Vec<Value> = config
@@ -97,13 +105,7 @@ pub(super) fn definitions(broker: &Broker) -> Value {
         })
     };
     let (mut exchanges, mut queues, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
-    let mut live: Vec<_> = broker
-        .vhosts()
-        .iter()
-        .map(|(name, vhost)| (name.clone(), vhost.clone()))
-        .collect();
-    live.sort_by(|a, b| a.0.cmp(&b.0));
-    for (vhost, v) in live {
+    for (vhost, v) in api::vhosts(broker, None) {
         let snapshot = v.snapshot();
         let mut declared: Vec<_> = snapshot
             .topology
@@ -113,16 +115,8 @@ pub(super) fn definitions(broker: &Broker) -> Value {
         declared.sort_by(|a, b| a.spec().name.cmp(&b.spec().name));
         for x in &declared {
             let spec = x.spec();
-            exchanges.push(json!({
-                "name": &*spec.name,
-                "vhost": vhost,
-                "type": spec.kind.name(),
-                "durable": spec.durable,
-                "auto_delete": spec.auto_delete,
-                "internal": spec.internal,
-                "arguments": json::table(&spec.arguments),
-                "from_config": configured_exchange(&vhost, &spec.name),
-            }));
+            let from_config = configured_exchange(&vhost, &spec.name);
+            exchanges.push(marked(api::exchange_json(&vhost, spec), from_config));
         }
         let mut held: Vec<_> = snapshot
             .queues
@@ -140,34 +134,20 @@ pub(super) fn definitions(broker: &Broker) -> Value {
                 "from_config": configured_queue(&vhost, q.info.name.as_str()),
             }));
         }
-        let exclusive = |name: &str| {
-            snapshot
+        let exclusive = |d: &Destination| match d {
+            Destination::Queue(q) => snapshot
                 .queues
-                .get(name)
-                .is_some_and(|q| q.info.exclusive_owner.is_some())
+                .get(&**q)
+                .is_some_and(|q| q.info.exclusive_owner.is_some()),
+            Destination::Exchange(_) => false,
         };
         let mut listed = Vec::new();
         for x in snapshot.topology.exchanges() {
-            for b in x.bindings() {
-                let (destination, kind) = match &b.destination {
-                    Destination::Queue(q) if exclusive(q) => continue,
-                    Destination::Queue(q) => (q.to_string(), "queue"),
-                    Destination::Exchange(e) => (e.to_string(), "exchange"),
-                };
-                listed.push(json!({
-                    "source": &*x.spec().name,
-                    "vhost": vhost,
-                    "destination": destination,
-                    "destination_type": kind,
-                    "routing_key": &*b.routing_key,
-                    "arguments": json::table(&b.arguments),
-                    "from_config": configured_binding(
-                        &vhost,
-                        &x.spec().name,
-                        &b.destination,
-                        &b.routing_key,
-                    ),
-                }));
+            let source = &x.spec().name;
+            for b in x.bindings().filter(|b| !exclusive(&b.destination)) {
+                let from_config =
+                    configured_binding(&vhost, source, &b.destination, &b.routing_key);
+                listed.push(marked(api::binding_json(&vhost, source, &b), from_config));
             }
         }
         listed.sort_by_key(|b| b.to_string());

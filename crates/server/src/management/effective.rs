@@ -16,7 +16,7 @@ pub(super) fn effective(
 ) -> (Map<String, Value>, Map<String, Value>) {
     let (mut settings, mut sources) = (Map::new(), Map::new());
     for key in PolicyKey::ALL {
-        let name = key.argument().trim_start_matches("x-");
+        let name = key.rabbitmq_name();
         let argument = arguments.get(key.argument()).map(json::value);
         let from_policy = definition.get(name).cloned().and_then(|value| {
             let (_, source) = policy.sources.iter().find(|(k, _)| *k == key)?;

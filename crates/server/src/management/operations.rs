@@ -13,14 +13,13 @@ use warren_routing::Destination;
 use super::json;
 use crate::auth::Permissions;
 use crate::broker::Broker;
+use crate::connection::events::OPERATOR;
 use crate::error::ChannelError;
 use crate::message::Message;
 use crate::names;
 use crate::queue::{Command, Peeked, QueueHandle, Redriven, Settle};
 use crate::vhost::Vhost;
 
-/// The connection id operator requests act as: no client connection has it.
-const OPERATOR: crate::connection::events::ConnectionId = 0;
 /// At most this many messages per `get`.
 const GET_MAX: usize = 10_000;
 /// Messages a redrive looks at per round; between rounds the queue serves its
