@@ -5,10 +5,26 @@ use warren_codec::{ChannelFlowOk, Frame, Method};
 use crate::connection::Connection;
 use crate::error::{ConnectionError, Error};
 
+/// Whether a frame belongs to publishing: basic.publish, content headers and bodies.
+pub(crate) fn is_publish_path(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Header { .. }
+            | Frame::Body { .. }
+            | Frame::Method {
+                method: Method::BasicPublish(_),
+                ..
+            }
+    )
+}
+
 impl Connection {
-    /// Handles a frame for an open channel (not channel.open / channel.close).
+    /// Handles a frame for an open channel (not channel.open / channel.close) that
+    /// [`Connection::dispatch_content`] does not.
     pub(crate) async fn dispatch(&mut self, ch: u16, frame: Frame) -> Result<(), Error> {
-        let max_size = self.broker.config().limits.max_message_size;
+        if is_publish_path(&frame) {
+            return self.dispatch_content(ch, frame);
+        }
         let channel = self.channel(ch)?;
         match frame {
             Frame::Method { method, .. } => {
@@ -24,15 +40,41 @@ impl Connection {
                     .await
                     .map_err(|e| e.in_method(class_id, method_id))
             }
-            Frame::Header { header, .. } => match channel.assembler.header(header, max_size)? {
-                Some(publication) => self.publish(ch, publication).await,
-                None => Ok(()),
-            },
-            Frame::Body { body, .. } => match channel.assembler.body(body)? {
-                Some(publication) => self.publish(ch, publication).await,
-                None => Ok(()),
-            },
-            Frame::Heartbeat => Ok(()),
+            content => self.dispatch_content(ch, content),
+        }
+    }
+
+    /// Handles a frame of the publish path: basic.publish, a content header or body.
+    /// Synchronous, as most frames are these: nothing here waits (the routed message
+    /// goes to its queues with the next batch), so no future is built per frame.
+    pub(crate) fn dispatch_content(&mut self, ch: u16, frame: Frame) -> Result<(), Error> {
+        let channel = self.channel(ch)?;
+        let publication = match frame {
+            Frame::Method {
+                method: Method::BasicPublish(m),
+                ..
+            } => {
+                if !channel.assembler.is_idle() {
+                    return Err(ConnectionError::unexpected_frame(
+                        "expected content header for class 60, got non content header frame instead",
+                    )
+                    .in_method(60, 40)
+                    .into());
+                }
+                return self
+                    .handle_basic_publish(ch, m)
+                    .map_err(|e| e.in_method(60, 40));
+            }
+            Frame::Header { header, .. } => {
+                let max_size = self.broker.config().limits.max_message_size;
+                self.channel(ch)?.assembler.header(header, max_size)?
+            }
+            Frame::Body { body, .. } => channel.assembler.body(body)?,
+            Frame::Method { .. } | Frame::Heartbeat => None,
+        };
+        match publication {
+            Some(publication) => self.publish(ch, publication),
+            None => Ok(()),
         }
     }
 
@@ -68,7 +110,6 @@ impl Connection {
             Method::BasicQos(m) => self.handle_basic_qos(ch, m).await,
             Method::BasicConsume(m) => self.handle_basic_consume(ch, m).await,
             Method::BasicCancel(m) => self.handle_basic_cancel(ch, m).await,
-            Method::BasicPublish(m) => self.handle_basic_publish(ch, m),
             Method::BasicGet(m) => self.handle_basic_get(ch, m).await,
             Method::BasicAck(m) => self.handle_basic_ack(ch, m).await,
             Method::BasicNack(m) => self.handle_basic_nack(ch, m).await,

@@ -9,7 +9,7 @@ pub(crate) mod arguments;
 pub(crate) mod assembler;
 pub(crate) mod confirms;
 mod consume;
-mod dispatch;
+pub(crate) mod dispatch;
 pub(crate) mod gate;
 mod publish;
 mod topology;

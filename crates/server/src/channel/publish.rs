@@ -9,7 +9,7 @@ use crate::direct_reply::{REPLY_TO, REPLY_TO_PREFIX};
 use crate::error::{ChannelError, ConnectionError, Error};
 use crate::management::UnroutableOutcome;
 use crate::message::Message;
-use crate::queue::{Command, ConfirmTo, QueueHandle};
+use crate::queue::{Command, Enqueue, QueueHandle};
 
 /// A message routed and ready to enqueue (now, or at tx.commit).
 pub(crate) struct Routed {
@@ -39,7 +39,7 @@ impl Connection {
     }
 
     /// A publish whose content is complete.
-    pub(crate) async fn publish(&mut self, ch: u16, mut p: Publication) -> Result<(), Error> {
+    pub(crate) fn publish(&mut self, ch: u16, mut p: Publication) -> Result<(), Error> {
         let failed = |e: ChannelError| Error::from(e.in_method(60, 40));
         let exchange = p.publish.exchange.as_str();
         let snapshot = self.vhost.snapshot();
@@ -130,7 +130,7 @@ impl Connection {
             tx.publishes.push(routed);
             return Ok(());
         }
-        self.enqueue(ch, routed).await.map(|_| ())
+        self.enqueue(ch, routed).map(|_| ())
     }
 
     /// A reply to a direct reply-to address: straight to the requester's channel, or
@@ -181,8 +181,10 @@ impl Connection {
     }
 
     /// Hands a routed message to its queues, or returns it when it had none and the
-    /// publisher asked (mandatory). Returns its store id when it was stored.
-    pub(crate) async fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<Option<u64>, Error> {
+    /// publisher asked (mandatory). Returns its store id when it was stored. The
+    /// message waits in the connection's outgoing batches until the next
+    /// [`Connection::flush_publishes`].
+    pub(crate) fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<Option<u64>, Error> {
         let Routed {
             message,
             queues,
@@ -234,33 +236,41 @@ impl Connection {
             self.confirms_dirty = true;
         }
         for queue in queues {
-            let confirm = seq.map(|seq| ConfirmTo {
-                connection: self.handle.clone(),
-                channel: ch,
-                seq,
-            });
-            let sent = queue
-                .send(Command::Publish {
-                    message: message.clone(),
-                    stored: if queue.info.store_id.is_some() {
-                        stored
-                    } else {
-                        0
-                    },
-                    confirm,
-                    expiration,
-                })
-                .await;
-            // A queue deleted since routing: the message was routed, as RabbitMQ
-            // counts it, so it is confirmed.
-            if !sent
-                && let Some(seq) = seq
-                && let Some(c) = self.channel(ch)?.confirms.as_mut()
-            {
-                c.on_queue_result(seq, true);
-            }
+            let stored = if queue.info.store_id.is_some() {
+                stored
+            } else {
+                0
+            };
+            let message = Enqueue {
+                message: message.clone(),
+                stored,
+                confirm: seq.map(|seq| (ch, seq)),
+                expiration,
+            };
+            self.outgoing.add(queue, message, &self.handle);
         }
         Ok(sync)
+    }
+
+    /// Hands the routed messages held back to their queues, waiting for mailbox room
+    /// (how a full queue slows its publishers). A queue deleted since routing had the
+    /// message routed, as RabbitMQ counts it, so its confirms are acks.
+    pub(crate) async fn flush_publishes(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        for (queue, batch) in self.outgoing.take() {
+            let Err(Command::Publish(batch)) = queue.send_or_return(Command::Publish(batch)).await
+            else {
+                continue;
+            };
+            for (ch, seq) in batch.messages.iter().filter_map(|m| m.confirm) {
+                if let Some(c) = self.channels.get_mut(&ch).and_then(|c| c.confirms.as_mut()) {
+                    c.on_queue_result(seq, true);
+                    self.confirms_dirty = true;
+                }
+            }
+        }
     }
 }
 

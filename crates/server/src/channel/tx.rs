@@ -47,8 +47,9 @@ impl Connection {
         let Transaction { publishes, settles } = std::mem::take(tx);
         let mut stored = None;
         for routed in publishes {
-            stored = self.enqueue(ch, routed).await?.or(stored);
+            stored = self.enqueue(ch, routed)?.or(stored);
         }
+        self.flush_publishes().await;
         // Committed persistent messages are on disk before commit-ok, as confirmed
         // ones are before their ack.
         if let Some(last) = stored {

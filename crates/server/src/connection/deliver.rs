@@ -4,7 +4,7 @@ use warren_codec::{BasicAck, BasicCancel, BasicDeliver, BasicNack, Method, Short
 
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
-use crate::connection::events::{Delivery, Event};
+use crate::connection::events::{Batch, Delivery, Event};
 use crate::message::Message;
 use crate::queue::{Command, Settle};
 
@@ -13,9 +13,10 @@ use crate::queue::{Command, Settle};
 const EVENT_BATCH: usize = 256;
 
 impl Connection {
-    /// Handles a batch of events from one queue wake-up, in order.
-    pub(crate) async fn on_events(&mut self, events: Vec<Event>) {
-        for event in events {
+    /// Handles a batch of events from one queue wake-up, in order; its delivery
+    /// credit goes back to the queues after.
+    pub(crate) async fn on_events(&mut self, batch: Batch) {
+        for event in batch.events {
             self.on_event(event).await;
         }
     }
@@ -63,7 +64,7 @@ impl Connection {
     pub(crate) async fn drain_events(&mut self) {
         for _ in 0..EVENT_BATCH {
             match self.events.try_recv() {
-                Ok(events) => self.on_events(events).await,
+                Ok(batch) => self.on_events(batch).await,
                 Err(_) => break,
             }
         }

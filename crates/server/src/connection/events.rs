@@ -2,9 +2,10 @@
 //!
 //! Queues never wait on a connection (that could deadlock against a connection waiting
 //! on a full queue mailbox), so the mailbox is unbounded and deliveries are bounded
-//! another way: each carries a permit from the connection's delivery semaphore, given
-//! back once the delivery is encoded. A queue without a permit parks that consumer and
-//! waits for one in its own loop.
+//! another way: each takes a permit from the connection's delivery semaphore, and a
+//! batch carries its deliveries' permits as one, given back once the batch is encoded.
+//! A queue without a permit parks that consumer and waits for one in its own loop;
+//! credit coming back a batch at a time wakes it once per batch, not per message.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,15 +32,35 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone)]
 pub(crate) struct ConnectionHandle {
     pub(crate) id: ConnectionId,
-    events: mpsc::UnboundedSender<Vec<Event>>,
+    events: mpsc::UnboundedSender<Batch>,
     credit: Arc<Semaphore>,
+}
+
+/// Events from one queue wake-up, to be handled in order.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) events: Vec<Event>,
+    /// The delivery permits of the batch's deliveries.
+    pub(crate) credit: Option<OwnedSemaphorePermit>,
+}
+
+impl Batch {
+    /// Adds an event; a delivery's permit joins the batch's credit.
+    pub(crate) fn push(&mut self, event: Event, permit: Option<OwnedSemaphorePermit>) {
+        self.events.push(event);
+        match (&mut self.credit, permit) {
+            (Some(credit), Some(permit)) => credit.merge(permit),
+            (credit @ None, permit) => *credit = permit,
+            (Some(_), None) => {}
+        }
+    }
 }
 
 impl ConnectionHandle {
     /// A new connection's handle, and where its events arrive: in batches, one per
     /// queue wake-up. (Batches keep the channel's slots small: tokio allocates a block
     /// of 32 slots per channel up front, and an idle connection should cost little.)
-    pub(crate) fn new() -> (ConnectionHandle, mpsc::UnboundedReceiver<Vec<Event>>) {
+    pub(crate) fn new() -> (ConnectionHandle, mpsc::UnboundedReceiver<Batch>) {
         let (events, rx) = mpsc::unbounded_channel();
         let handle = ConnectionHandle {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -66,7 +87,15 @@ impl ConnectionHandle {
 
     /// Sends events to be handled in order; false when the connection has gone.
     pub(crate) fn send_all(&self, events: Vec<Event>) -> bool {
-        self.events.send(events).is_ok()
+        self.send_batch(Batch {
+            events,
+            credit: None,
+        })
+    }
+
+    /// Sends a batch; false when the connection has gone.
+    pub(crate) fn send_batch(&self, batch: Batch) -> bool {
+        self.events.send(batch).is_ok()
     }
 
     /// Closes the semaphore so queues stop waiting on a finished connection.
@@ -85,8 +114,6 @@ pub(crate) struct Delivery {
     pub(crate) message: Message,
     pub(crate) redelivered: bool,
     pub(crate) no_ack: bool,
-    /// Returned to the connection's credit when this delivery is dropped.
-    pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 /// Something a queue tells a connection.

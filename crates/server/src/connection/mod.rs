@@ -12,6 +12,7 @@ mod handshake;
 mod heartbeat;
 pub(crate) mod outbound;
 mod permissions;
+pub(crate) mod publishes;
 pub(crate) mod registry;
 
 use std::collections::HashMap;
@@ -35,15 +36,17 @@ use warren_store::Progress;
 
 use crate::auth::{AuthenticatedUser, Permissions};
 use crate::broker::Broker;
+use crate::channel::dispatch::is_publish_path;
 use crate::channel::{Channel, ChannelInfo};
-use crate::error::{ConnectionError, Error, Reply};
+use crate::error::{ChannelError, ConnectionError, Error, Reply};
 use crate::management::BlockedMark;
 use crate::vhost::Vhost;
-use events::{ConnectionHandle, Event};
+use events::{Batch, ConnectionHandle};
 use handshake::ClientInfo;
 use handshake::{HandshakeError, Negotiated};
 use heartbeat::{Beat, Heartbeat};
 use outbound::Outbound;
+use publishes::Outgoing;
 
 /// How long a peer has to answer our connection.close with close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -170,6 +173,15 @@ async fn close_during_handshake(
     let _ = writer.shutdown().await;
 }
 
+/// What a frame still needs once [`Connection::on_frame`] has done what it could
+/// without waiting.
+enum Deferred {
+    /// Work that waits on queues, the store or other tasks.
+    Frame(Frame),
+    /// A channel failed on the publish path: it closes, releasing what it holds.
+    ChannelError(u16, ChannelError),
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     Open,
@@ -189,13 +201,15 @@ pub(crate) struct Connection {
     client: ClientInfo,
     /// How queues reach this connection.
     pub(crate) handle: ConnectionHandle,
-    events: mpsc::UnboundedReceiver<Vec<Event>>,
+    events: mpsc::UnboundedReceiver<Batch>,
     channel_max: u16,
     frames: FramedRead<OwnedReadHalf, FrameCodec>,
     writer: OwnedWriteHalf,
     pub(crate) out: Outbound,
     heartbeat: Heartbeat,
     pub(crate) channels: HashMap<u16, Channel>,
+    /// Routed messages not yet handed to their queues.
+    pub(crate) outgoing: Outgoing,
     /// Some channel has confirms to send.
     pub(crate) confirms_dirty: bool,
     state: State,
@@ -242,6 +256,7 @@ impl Connection {
             out: Outbound::new(n.frame_max),
             heartbeat: Heartbeat::new(n.heartbeat),
             channels: HashMap::new(),
+            outgoing: Outgoing::default(),
             confirms_dirty: false,
             state: State::Open,
             close_reason: String::from("client closed"),
@@ -343,29 +358,35 @@ impl Connection {
                     }
                 }
                 frame = self.frames.next(), if reading => {
-                    let Some(frame) = frame else {
-                        // Also the stream's end after a decode error: the close that
-                        // error queued must still be flushed below.
-                        self.end_of_input();
-                        continue;
-                    };
-                    self.on_frame(frame).await;
-                    for _ in 0..READ_BATCH {
-                        if self.state == State::Done || self.out.is_full() {
+                    let mut next = frame;
+                    for handled in 1.. {
+                        let Some(frame) = next else {
+                            // Also the stream's end after a decode error: the close
+                            // that error queued must still be flushed below.
+                            self.end_of_input();
+                            break;
+                        };
+                        // Most frames are handled without waiting; only the others
+                        // build a future.
+                        if let Some(deferred) = self.on_frame(frame) {
+                            self.on_deferred(deferred).await;
+                        }
+                        if handled == READ_BATCH
+                            || self.state == State::Done
+                            || self.out.is_full()
+                            || self.outgoing.is_full()
+                        {
                             break;
                         }
                         match self.frames.next().now_or_never() {
-                            Some(Some(frame)) => self.on_frame(frame).await,
-                            Some(None) => {
-                                self.end_of_input();
-                                break;
-                            }
+                            Some(frame) => next = frame,
                             None => break,
                         }
                     }
+                    self.flush_publishes().await;
                 }
-                Some(events) = self.events.recv(), if writable => {
-                    self.on_events(events).await;
+                Some(batch) = self.events.recv(), if writable => {
+                    self.on_events(batch).await;
                     self.drain_events().await;
                 }
                 beat = self.heartbeat.tick() => match beat {
@@ -431,14 +452,16 @@ impl Connection {
         self.state = State::Done;
     }
 
-    async fn on_frame(&mut self, frame: Result<Frame, CodecError>) {
+    /// Handles what a frame needs without waiting: heartbeats, connection methods and
+    /// the publish path. Hands back what needs more.
+    fn on_frame(&mut self, frame: Result<Frame, CodecError>) -> Option<Deferred> {
         self.heartbeat.read();
         let frame = match frame {
             Ok(frame) => frame,
             Err(CodecError::Io(e)) => {
                 self.close_reason = format!("read failed: {e}");
                 self.state = State::Done;
-                return;
+                return None;
             }
             Err(CodecError::Frame(e)) => {
                 let reply = Reply {
@@ -448,7 +471,7 @@ impl Connection {
                     method_id: e.method_id,
                 };
                 self.fail(ConnectionError(reply));
-                return;
+                return None;
             }
         };
         if self.state == State::Closing {
@@ -466,17 +489,43 @@ impl Connection {
                 }
                 _ => {}
             }
-            return;
+            return None;
         }
         let result = match frame {
             Frame::Heartbeat => Ok(()),
             Frame::Method { channel: 0, method } => self.on_connection_method(method),
-            Frame::Method { .. } | Frame::Header { .. } | Frame::Body { .. } => {
-                self.on_channel_frame(frame).await
+            frame if is_publish_path(&frame) && self.is_serving(frame.channel()) => {
+                let id = frame.channel();
+                match self.dispatch_content(id, frame) {
+                    Ok(()) => Ok(()),
+                    Err(Error::Channel(e)) => return Some(Deferred::ChannelError(id, e)),
+                    Err(Error::Connection(e)) => Err(e),
+                }
             }
+            frame => return Some(Deferred::Frame(frame)),
         };
         if let Err(e) = result {
             self.fail(e);
+        }
+        None
+    }
+
+    /// Whether channel `id` is open and not closing.
+    fn is_serving(&self, id: u16) -> bool {
+        self.channels.get(&id).is_some_and(|c| !c.is_closing())
+    }
+
+    /// The rest of a frame's handling, which may wait on queues or the store.
+    async fn on_deferred(&mut self, deferred: Deferred) {
+        match deferred {
+            Deferred::ChannelError(id, e) => self.close_channel(id, e).await,
+            Deferred::Frame(frame) => {
+                // It may depend on the publishes before it being in their queues.
+                self.flush_publishes().await;
+                if let Err(e) = self.on_channel_frame(frame).await {
+                    self.fail(e);
+                }
+            }
         }
     }
 
@@ -548,21 +597,29 @@ impl Connection {
         match self.dispatch(id, frame).await {
             Ok(()) => Ok(()),
             Err(Error::Channel(e)) => {
-                debug!(peer = %self.peer, channel = id, error = %e, "channel error");
-                self.out.method(id, e.close_method());
-                if let Some(channel) = self.channels.get_mut(&id) {
-                    channel.start_closing();
-                    channel.release(self.handle.id).await;
-                }
+                self.close_channel(id, e).await;
                 Ok(())
             }
             Err(Error::Connection(e)) => Err(e),
         }
     }
 
+    /// A channel error: channel.close goes out, and the channel gives back its
+    /// consumers and unacked messages while it waits for close-ok.
+    async fn close_channel(&mut self, id: u16, e: ChannelError) {
+        debug!(peer = %self.peer, channel = id, error = %e, "channel error");
+        self.out.method(id, e.close_method());
+        if let Some(channel) = self.channels.get_mut(&id) {
+            channel.start_closing();
+            channel.release(self.handle.id).await;
+        }
+    }
+
     /// Gives back everything the connection held: its channels' consumers and
     /// unacked messages, and its exclusive queues.
     async fn release(&mut self) {
+        // What was read was accepted: it reaches its queues even as the socket goes.
+        self.flush_publishes().await;
         for (_, mut channel) in self.channels.drain() {
             channel.release(self.handle.id).await;
         }

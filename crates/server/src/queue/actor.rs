@@ -26,7 +26,7 @@ use warren_routing::Envelope;
 
 use crate::alarm::Alarm;
 use crate::channel::gate::ChannelGate;
-use crate::connection::events::{ConnectionHandle, ConnectionId, Delivery, Event};
+use crate::connection::events::{Batch, ConnectionHandle, ConnectionId, Delivery, Event};
 use crate::durable::{self, Durable};
 use crate::error::ChannelError;
 use crate::message::Message;
@@ -37,7 +37,7 @@ use crate::queue::expiry::Expiry;
 use crate::queue::ready::{Entry, Ready};
 use crate::queue::settings::Overflow;
 use crate::queue::{
-    Command, ConfirmTo, ConsumerSpec, Got, Peeked, QueueHandle, QueueStats, Redriven, Restored,
+    Command, ConsumerSpec, Got, Peeked, Publishes, QueueHandle, QueueStats, Redriven, Restored,
     Settle,
 };
 use crate::queue::{ConsumerInfo, Counters};
@@ -84,7 +84,7 @@ pub(crate) struct Queue {
     permits: HashMap<ConnectionId, OwnedSemaphorePermit>,
     /// Events for connections, sent as one batch per connection per wake-up: one
     /// wake of the connection task for many deliveries and confirms.
-    outbox: Vec<(ConnectionHandle, Vec<Event>)>,
+    outbox: Vec<(ConnectionHandle, Batch)>,
     /// Message deadlines (TTLs).
     expiry: Expiry,
     /// Last consume, get, declare or consumer leaving, for `x-expires`.
@@ -386,12 +386,12 @@ impl Queue {
 
     fn handle(&mut self, command: Command) -> Flow {
         match command {
-            Command::Publish {
-                message,
-                stored,
-                confirm,
-                expiration,
-            } => self.publish(message, stored, confirm, expiration),
+            Command::Publish(batch) => {
+                for m in batch.messages {
+                    let confirm = m.confirm.zip(batch.confirm_to.as_ref());
+                    self.publish(m.message, m.stored, confirm, m.expiration);
+                }
+            }
             Command::Consume { consumer, reply } => {
                 self.last_used = Instant::now();
                 let _ = reply.send(self.consume(consumer));
@@ -603,14 +603,14 @@ impl Queue {
         &mut self,
         message: Message,
         stored: u64,
-        confirm: Option<ConfirmTo>,
+        confirm: Option<((u16, u64), &ConnectionHandle)>,
         expiration: Option<u64>,
     ) {
         let settings = &self.settings;
         let overflow = settings.overflow;
         if overflow != Overflow::DropHead && self.is_full() {
             if let Some(c) = confirm {
-                self.confirm(&c, false);
+                self.confirm(c, false);
             }
             if stored != 0 {
                 self.store_removes.push(stored);
@@ -633,7 +633,7 @@ impl Queue {
         );
         self.counters.published += 1;
         if let Some(c) = confirm {
-            self.confirm(&c, true);
+            self.confirm(c, true);
         }
         while self.is_over_limit() {
             let Some(oldest) = self.ready.pop() else {
@@ -643,15 +643,8 @@ impl Queue {
         }
     }
 
-    fn confirm(&mut self, c: &ConfirmTo, ack: bool) {
-        self.post(
-            &c.connection,
-            Event::Confirm {
-                channel: c.channel,
-                seq: c.seq,
-                ack,
-            },
-        );
+    fn confirm(&mut self, ((channel, seq), to): ((u16, u64), &ConnectionHandle), ack: bool) {
+        self.post(to, Event::Confirm { channel, seq, ack });
     }
 
     /// At a length limit: one more message would exceed it.
@@ -777,16 +770,12 @@ impl Queue {
         };
         let stored = self.durable.persist(&dead.message, None, &queues);
         for queue in queues {
-            let command = Command::Publish {
-                message: dead.message.clone(),
-                stored: if queue.info.store_id.is_some() {
-                    stored
-                } else {
-                    0
-                },
-                confirm: None,
-                expiration: None,
+            let stored = if queue.info.store_id.is_some() {
+                stored
+            } else {
+                0
             };
+            let command = Command::Publish(Publishes::one(dead.message.clone(), stored));
             // Never wait on another queue's mailbox (two queues dead-lettering into
             // each other could wait forever): a full one gets a task that waits.
             if let Err(Some(command)) = queue.try_send(command) {
@@ -865,12 +854,7 @@ impl Queue {
                 .persist(&entry.message, None, std::slice::from_ref(&target));
             self.forget(&entry);
             *done.moved.entry(target.info.name.to_string()).or_default() += 1;
-            let command = Command::Publish {
-                message: entry.message,
-                stored,
-                confirm: None,
-                expiration: None,
-            };
+            let command = Command::Publish(Publishes::one(entry.message, stored));
             // As dead-lettering: never wait on another queue's mailbox.
             if let Err(Some(command)) = target.try_send(command) {
                 tokio::spawn(async move { target.send(command).await });
@@ -954,9 +938,8 @@ impl Queue {
                 redelivered: entry.redelivered(),
                 message,
                 no_ack,
-                _permit: permit,
             };
-            self.post(&connection, Event::Deliver(delivery));
+            self.post_with(&connection, Event::Deliver(delivery), Some(permit));
         }
     }
 
@@ -980,15 +963,29 @@ impl Queue {
 
     /// Queues an event for a connection until the end of this wake-up.
     fn post(&mut self, connection: &ConnectionHandle, event: Event) {
+        self.post_with(connection, event, None);
+    }
+
+    /// Queues an event and the delivery permit it holds.
+    fn post_with(
+        &mut self,
+        connection: &ConnectionHandle,
+        event: Event,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         match self.outbox.iter_mut().find(|(c, _)| c.id == connection.id) {
-            Some((_, events)) => events.push(event),
-            None => self.outbox.push((connection.clone(), vec![event])),
+            Some((_, batch)) => batch.push(event, permit),
+            None => {
+                let mut batch = Batch::default();
+                batch.push(event, permit);
+                self.outbox.push((connection.clone(), batch));
+            }
         }
     }
 
     fn flush_outbox(&mut self) {
-        for (connection, events) in std::mem::take(&mut self.outbox) {
-            if !connection.send_all(events) {
+        for (connection, batch) in std::mem::take(&mut self.outbox) {
+            if !connection.send_batch(batch) {
                 // Its deliveries are still unacked here: they go back to ready.
                 self.connection_gone(connection.id);
             }
@@ -1039,14 +1036,19 @@ impl Queue {
         rx.close();
         while let Some(command) = rx.recv().await {
             match command {
-                Command::Publish {
-                    confirm: Some(c), ..
-                } => {
-                    c.connection.send(Event::Confirm {
-                        channel: c.channel,
-                        seq: c.seq,
-                        ack: true,
-                    });
+                Command::Publish(Publishes {
+                    confirm_to: Some(to),
+                    messages,
+                }) => {
+                    let confirms = messages.iter().filter_map(|m| m.confirm);
+                    let events: Vec<Event> = confirms
+                        .map(|(channel, seq)| Event::Confirm {
+                            channel,
+                            seq,
+                            ack: true,
+                        })
+                        .collect();
+                    to.send_all(events);
                 }
                 Command::Consume { reply, .. } => {
                     let _ = reply.send(Err(ChannelError::not_found(format!(

@@ -82,6 +82,11 @@ impl QueueHandle {
         self.tx.send(command).await.is_ok()
     }
 
+    /// Sends a command, waiting for mailbox room; hands it back if the queue has gone.
+    pub(crate) async fn send_or_return(&self, command: Command) -> Result<(), Command> {
+        self.tx.send(command).await.map_err(|e| e.0)
+    }
+
     /// Asks something and waits for the answer; None if the queue has gone.
     pub(crate) async fn ask<T>(
         &self,
@@ -245,23 +250,44 @@ pub(crate) struct Redriven {
     pub(crate) examined: u32,
 }
 
-/// Who to tell once a published message is safely enqueued.
-pub(crate) struct ConfirmTo {
-    pub(crate) connection: ConnectionHandle,
-    pub(crate) channel: u16,
-    pub(crate) seq: u64,
+/// Messages for a queue from one sender, in the order they were published. A
+/// connection sends what one read of its socket routed to the queue as one batch: one
+/// mailbox send and one queue wake-up for many messages.
+pub(crate) struct Publishes {
+    /// Where confirms go: the publishing connection, when it wants any.
+    pub(crate) confirm_to: Option<ConnectionHandle>,
+    pub(crate) messages: Vec<Enqueue>,
+}
+
+/// One message of a [`Publishes`] batch.
+pub(crate) struct Enqueue {
+    pub(crate) message: Message,
+    /// Its id in the message store; 0 when not stored (for this queue).
+    pub(crate) stored: u64,
+    /// The channel and sequence number to confirm, in confirm mode.
+    pub(crate) confirm: Option<(u16, u64)>,
+    /// The message's own TTL in milliseconds (its `expiration` property).
+    pub(crate) expiration: Option<u64>,
+}
+
+impl Publishes {
+    /// One message that wants no confirm (dead-lettering, redrive).
+    pub(crate) fn one(message: Message, stored: u64) -> Publishes {
+        Publishes {
+            confirm_to: None,
+            messages: vec![Enqueue {
+                message,
+                stored,
+                confirm: None,
+                expiration: None,
+            }],
+        }
+    }
 }
 
 /// The messages a queue's mailbox carries.
 pub(crate) enum Command {
-    Publish {
-        message: Message,
-        /// Its id in the message store; 0 when not stored (for this queue).
-        stored: u64,
-        confirm: Option<ConfirmTo>,
-        /// The message's own TTL in milliseconds (its `expiration` property).
-        expiration: Option<u64>,
-    },
+    Publish(Publishes),
     Consume {
         consumer: ConsumerSpec,
         reply: oneshot::Sender<Result<(), ChannelError>>,

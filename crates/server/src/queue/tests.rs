@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::channel::gate::ChannelGate;
-use crate::connection::events::{ConnectionHandle, Event};
+use crate::connection::events::{Batch, ConnectionHandle, Event};
 
 fn message(n: u32) -> Message {
     Message::new(
@@ -44,13 +44,8 @@ fn queue() -> QueueHandle {
 
 async fn publish(q: &QueueHandle, n: u32) {
     assert!(
-        q.send(Command::Publish {
-            message: message(n),
-            stored: 0,
-            confirm: None,
-            expiration: None,
-        })
-        .await
+        q.send(Command::Publish(Publishes::one(message(n), 0)))
+            .await
     );
 }
 
@@ -97,12 +92,12 @@ async fn consume(q: &QueueHandle, spec: ConsumerSpec) -> Result<(), ChannelError
 /// yielding, so once the Counts reply is in, so are the deliveries before it.
 async fn deliveries(
     q: &QueueHandle,
-    rx: &mut mpsc::UnboundedReceiver<Vec<Event>>,
+    rx: &mut mpsc::UnboundedReceiver<Batch>,
 ) -> Vec<(String, u32, u64, bool)> {
     q.ask(|reply| Command::Counts { reply }).await.unwrap();
     let mut out = Vec::new();
-    while let Ok(events) = rx.try_recv() {
-        for event in events {
+    while let Ok(batch) = rx.try_recv() {
+        for event in batch.events {
             if let Event::Deliver(d) = event {
                 out.push((
                     d.consumer_tag.to_string(),
