@@ -28,6 +28,7 @@ pub mod error;
 mod management;
 mod message;
 mod names;
+mod number_hash;
 pub mod policy;
 mod queue;
 mod server;

@@ -6,7 +6,7 @@ use crate::channel::unacked::Pending;
 use crate::connection::Connection;
 use crate::connection::events::{Batch, Delivery, Event};
 use crate::message::Message;
-use crate::queue::{Command, Settle};
+use crate::queue::{Command, QueueHandle, Settle};
 
 /// Batches of events (one per queue wake-up) handled per wake-up before the socket is
 /// written.
@@ -16,14 +16,25 @@ impl Connection {
     /// Handles a batch of events from one queue wake-up, in order; its delivery
     /// credit goes back to the queues after.
     pub(crate) async fn on_events(&mut self, batch: Batch) {
+        // Handled without waiting, so no future is built per event; only messages
+        // whose consumer went meanwhile wait, to go back to their queue.
+        let mut returned = Vec::new();
         for event in batch.events {
-            self.on_event(event).await;
+            self.on_event(event, &mut returned);
+        }
+        for (queue, id) in returned {
+            queue
+                .send(Command::Settle {
+                    ids: vec![id],
+                    how: Settle::Requeue,
+                })
+                .await;
         }
     }
 
-    async fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: Event, returned: &mut Vec<(QueueHandle, u64)>) {
         match event {
-            Event::Deliver(delivery) => self.deliver(delivery).await,
+            Event::Deliver(delivery) => self.deliver(delivery, returned),
             Event::DirectReply {
                 channel,
                 consumer_tag,
@@ -92,7 +103,8 @@ impl Connection {
             .content_raw(ch, &method, message.properties(), message.body());
     }
 
-    async fn deliver(&mut self, d: Delivery) {
+    /// Writes a delivery; one whose consumer has gone is added to `returned`.
+    fn deliver(&mut self, d: Delivery, returned: &mut Vec<(QueueHandle, u64)>) {
         let open = self.is_open();
         let live = self
             .channels
@@ -104,12 +116,7 @@ impl Connection {
                 if let Some(c) = self.channels.get(&d.channel) {
                     c.gate.release(1);
                 }
-                d.queue
-                    .send(Command::Settle {
-                        ids: vec![d.message_id],
-                        how: Settle::Requeue,
-                    })
-                    .await;
+                returned.push((d.queue, d.message_id));
             }
             return;
         };

@@ -15,7 +15,6 @@ mod permissions;
 pub(crate) mod publishes;
 pub(crate) mod registry;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +39,7 @@ use crate::channel::dispatch::is_publish_path;
 use crate::channel::{Channel, ChannelInfo};
 use crate::error::{ChannelError, ConnectionError, Error, Reply};
 use crate::management::BlockedMark;
+use crate::number_hash::NumberMap;
 use crate::vhost::Vhost;
 use events::{Batch, ConnectionHandle};
 use handshake::ClientInfo;
@@ -207,7 +207,7 @@ pub(crate) struct Connection {
     writer: OwnedWriteHalf,
     pub(crate) out: Outbound,
     heartbeat: Heartbeat,
-    pub(crate) channels: HashMap<u16, Channel>,
+    pub(crate) channels: NumberMap<u16, Channel>,
     /// Routed messages not yet handed to their queues.
     pub(crate) outgoing: Outgoing,
     /// Some channel has confirms to send.
@@ -255,7 +255,7 @@ impl Connection {
             writer,
             out: Outbound::new(n.frame_max),
             heartbeat: Heartbeat::new(n.heartbeat),
-            channels: HashMap::new(),
+            channels: NumberMap::default(),
             outgoing: Outgoing::default(),
             confirms_dirty: false,
             state: State::Open,

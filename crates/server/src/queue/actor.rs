@@ -10,7 +10,6 @@
 //! dead-lettering, `x-expires`) is applied here, at the points where messages come and
 //! go: publish, return, expiry.
 
-use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +29,7 @@ use crate::connection::events::{Batch, ConnectionHandle, ConnectionId, Delivery,
 use crate::durable::{self, Durable};
 use crate::error::ChannelError;
 use crate::message::Message;
+use crate::number_hash::{NumberMap, NumberSet};
 use crate::queue::Settings;
 use crate::queue::consumers::{Consumer, Consumers};
 use crate::queue::dead_letter::{self, Reason, Target};
@@ -75,13 +75,13 @@ pub(crate) struct Queue {
     vhost: Weak<Vhost>,
     ready: Ready,
     next_id: u64,
-    unacked: HashMap<u64, Unacked>,
+    unacked: NumberMap<u64, Unacked>,
     consumers: Consumers,
     /// Connections out of delivery permits, and the waits for one.
-    starved: HashSet<ConnectionId>,
+    starved: NumberSet<ConnectionId>,
     waits: FuturesUnordered<BoxFuture<'static, (ConnectionId, Option<OwnedSemaphorePermit>)>>,
     /// Permits obtained but not used yet.
-    permits: HashMap<ConnectionId, OwnedSemaphorePermit>,
+    permits: NumberMap<ConnectionId, OwnedSemaphorePermit>,
     /// Events for connections, sent as one batch per connection per wake-up: one
     /// wake of the connection task for many deliveries and confirms.
     outbox: Vec<(ConnectionHandle, Batch)>,
@@ -128,11 +128,11 @@ impl Queue {
             vhost,
             ready,
             next_id: 1,
-            unacked: HashMap::new(),
+            unacked: NumberMap::default(),
             consumers,
-            starved: HashSet::new(),
+            starved: NumberSet::default(),
             waits: FuturesUnordered::new(),
-            permits: HashMap::new(),
+            permits: NumberMap::default(),
             outbox: Vec::new(),
             expiry: Expiry::default(),
             last_used: Instant::now(),
