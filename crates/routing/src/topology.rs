@@ -166,36 +166,62 @@ impl Topology {
         envelope: &Envelope<'_>,
     ) -> Result<Vec<Arc<str>>, RoutingError> {
         let mut queues = Queues::default();
+        self.route_each(exchange, envelope, |name| queues.add_name(name))?;
+        Ok(queues.into_vec())
+    }
+
+    /// As [`Topology::route`], but hands each destination queue's name to `found`
+    /// instead of collecting them: a name may come more than once (two bindings
+    /// matched), and the default exchange names queues whether or not they exist.
+    /// Allocates nothing unless exchange-to-exchange bindings or alternate exchanges
+    /// are followed; this is the broker's per-message path.
+    pub fn route_each<'a>(
+        &self,
+        exchange: &str,
+        envelope: &Envelope<'a>,
+        mut found: impl FnMut(&str),
+    ) -> Result<(), RoutingError> {
         if exchange.is_empty() {
             for key in envelope.keys() {
-                queues.add_name(key);
+                found(key);
             }
-            return Ok(queues.into_vec());
+            return Ok(());
         }
-        let source = self
+        let (source_name, source) = self
             .exchanges
             .get_key_value(exchange)
             .ok_or_else(|| RoutingError::ExchangeNotFound(exchange.to_owned()))?;
-        let mut seen: Vec<&str> = vec![source.0];
-        let mut work: Vec<&Exchange> = vec![source.1];
-        while let Some(x) = work.pop() {
+        // Exchanges visited, filled only once routing leaves the source exchange.
+        let mut seen: Vec<&str> = Vec::new();
+        let mut work: Vec<&Exchange> = Vec::new();
+        let mut next = Some(&**source);
+        while let Some(x) = next.take().or_else(|| work.pop()) {
             let mut matched = false;
             x.matches(envelope, &mut |destination| {
                 matched = true;
                 match destination {
-                    Destination::Queue(q) => queues.add(q),
-                    Destination::Exchange(e) => self.visit(e, &mut seen, &mut work),
+                    Destination::Queue(q) => found(q),
+                    Destination::Exchange(e) => self.visit(e, source_name, &mut seen, &mut work),
                 }
             });
             if !matched && let Some(alternate) = x.alternate() {
-                self.visit(alternate, &mut seen, &mut work);
+                self.visit(alternate, source_name, &mut seen, &mut work);
             }
         }
-        Ok(queues.into_vec())
+        Ok(())
     }
 
     /// Queues exchange `name` for routing unless it was seen (or does not exist).
-    fn visit<'t>(&'t self, name: &str, seen: &mut Vec<&'t str>, work: &mut Vec<&'t Exchange>) {
+    fn visit<'t>(
+        &'t self,
+        name: &str,
+        source: &'t str,
+        seen: &mut Vec<&'t str>,
+        work: &mut Vec<&'t Exchange>,
+    ) {
+        if seen.is_empty() {
+            seen.push(source);
+        }
         if !seen.contains(&name)
             && let Some((name, next)) = self.exchanges.get_key_value(name)
         {
@@ -226,22 +252,18 @@ struct Queues {
 impl Queues {
     const LINEAR: usize = 16;
 
-    fn add(&mut self, queue: &Arc<str>) {
+    fn add_name(&mut self, queue: &str) {
         if self.list.len() < Self::LINEAR {
-            if !self.list.contains(queue) {
-                self.list.push(queue.clone());
+            if !self.list.iter().any(|q| &**q == queue) {
+                self.list.push(Arc::from(queue));
                 if self.list.len() == Self::LINEAR {
                     self.set.extend(self.list.iter().cloned());
                 }
             }
-        } else if self.set.insert(queue.clone()) {
-            self.list.push(queue.clone());
-        }
-    }
-
-    fn add_name(&mut self, queue: &str) {
-        if !self.list.iter().any(|q| &**q == queue) {
-            self.add(&Arc::from(queue));
+        } else if !self.set.contains(queue) {
+            let queue: Arc<str> = Arc::from(queue);
+            self.set.insert(queue.clone());
+            self.list.push(queue);
         }
     }
 

@@ -6,7 +6,7 @@
 //! A change is published before its -ok is sent, so a publish right after bind-ok
 //! sees the binding.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -53,6 +53,9 @@ pub(crate) struct Vhost {
     /// The operator's policies for this vhost's queues.
     policies: ArcSwap<Policies>,
 }
+
+/// Up to this many destination queues, duplicates are found by a linear check.
+const LINEAR_DEDUP: usize = 16;
 
 /// The exchanges every vhost has from the start.
 const PREDECLARED: [(&str, ExchangeKind); 5] = [
@@ -549,13 +552,29 @@ impl Vhost {
         exchange: &str,
         envelope: &Envelope<'_>,
     ) -> Result<Vec<QueueHandle>, ChannelError> {
-        let names = snapshot
+        let mut queues: Vec<QueueHandle> = Vec::new();
+        // Two bindings to one queue route one copy. A big fan-out checks a set, not
+        // the list, for ones already there.
+        let mut seen: HashSet<*const QueueInfo> = HashSet::new();
+        snapshot
             .topology
-            .route(exchange, envelope)
+            .route_each(exchange, envelope, |name| {
+                let Some(queue) = snapshot.queues.get(name) else {
+                    return;
+                };
+                let new = if queues.len() < LINEAR_DEDUP {
+                    !queues.iter().any(|q| q.same(queue))
+                } else {
+                    if seen.is_empty() {
+                        seen.extend(queues.iter().map(|q| Arc::as_ptr(&q.info)));
+                    }
+                    seen.insert(Arc::as_ptr(&queue.info))
+                };
+                if new {
+                    queues.push(queue.clone());
+                }
+            })
             .map_err(|e| self.routing_error(e))?;
-        Ok(names
-            .iter()
-            .filter_map(|name| snapshot.queues.get(name).cloned())
-            .collect())
+        Ok(queues)
     }
 }

@@ -235,14 +235,24 @@ impl Connection {
         if seq.is_some() {
             self.confirms_dirty = true;
         }
-        for queue in queues {
+        let last = queues.len().saturating_sub(1);
+        let mut message = Some(message);
+        for (i, queue) in queues.into_iter().enumerate() {
             let stored = if queue.info.store_id.is_some() {
                 stored
             } else {
                 0
             };
+            // The last queue takes the message itself: the first clone of a message
+            // allocates its shared header, so one queue means no clone at all.
+            let message = if i == last {
+                message.take()
+            } else {
+                message.clone()
+            };
+            let Some(message) = message else { break };
             let message = Enqueue {
-                message: message.clone(),
+                message,
                 stored,
                 confirm: seq.map(|seq| (ch, seq)),
                 expiration,

@@ -915,27 +915,34 @@ impl Queue {
                 (spec.connection.clone(), spec.channel, spec.no_ack);
             let tag = spec.tag.clone();
             self.counters.redelivered += u64::from(entry.redelivered());
-            if no_ack {
+            let (message_id, redelivered) = (entry.id(), entry.redelivered());
+            let message = if no_ack {
                 self.counters.delivered_no_ack += 1;
                 self.forget(&entry);
+                // Nothing keeps the entry: its message goes as it is, uncloned.
+                match entry.returns() {
+                    0 => entry.message,
+                    _ => self.as_delivered(&entry),
+                }
             } else {
                 consumer.unacked += 1;
                 self.counters.delivered += 1;
+                let message = self.as_delivered(&entry);
                 self.hold_unacked(Unacked {
-                    entry: entry.clone(),
+                    entry,
                     connection: connection.id,
                     channel,
                     consumer: Some(tag.clone()),
                     expired: false,
                 });
-            }
-            let message = self.as_delivered(&entry);
+                message
+            };
             let delivery = Delivery {
                 channel,
                 consumer_tag: tag,
                 queue: self.handle.clone(),
-                message_id: entry.id(),
-                redelivered: entry.redelivered(),
+                message_id,
+                redelivered,
                 message,
                 no_ack,
             };
