@@ -1,7 +1,7 @@
 //! Publisher confirms for one channel: sequence numbers, and acks batched with
 //! `multiple` where a run of confirmed numbers is contiguous.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use warren_store::Progress;
 
@@ -10,7 +10,7 @@ use warren_store::Progress;
 #[derive(Debug, Default)]
 pub(crate) struct Confirms {
     last_seq: u64,
-    pending: BTreeMap<u64, Waiting>,
+    pending: Pending,
     /// How many pending publishes wait for the store.
     awaiting_store: usize,
     acked: Vec<u64>,
@@ -23,6 +23,60 @@ struct Waiting {
     queues: u32,
     /// The store position that must be durable.
     store: Option<u64>,
+}
+
+/// Publishes still waiting, by sequence number: a window from the oldest one on.
+/// Numbers are handed out in order and mostly settled in order, so a deque indexed
+/// from the oldest beats a tree; numbers confirmed at once leave empty slots, which
+/// go once nothing older waits.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The number of `slots[0]`.
+    first: u64,
+    slots: VecDeque<Option<Waiting>>,
+}
+
+impl Pending {
+    /// Adds `seq`, higher than any added before.
+    fn insert(&mut self, seq: u64, waiting: Waiting) {
+        if self.slots.is_empty() {
+            self.first = seq;
+        }
+        let at = usize::try_from(seq - self.first).unwrap_or(usize::MAX);
+        if at >= self.slots.len() {
+            self.slots.resize_with(at, || None);
+            self.slots.push_back(Some(waiting));
+        }
+    }
+
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Waiting> {
+        let at = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        self.slots.get_mut(at)?.as_mut()
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Waiting> {
+        let at = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        let waiting = self.slots.get_mut(at)?.take();
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        waiting
+    }
+
+    /// The oldest number still waiting.
+    fn first(&self) -> Option<u64> {
+        self.slots.front().map(|_| self.first)
+    }
+
+    /// The waiting publishes, oldest first.
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Waiting)> {
+        let first = self.first;
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(move |(i, w)| Some((first + i as u64, w.as_mut()?)))
+    }
 }
 
 /// One basic.ack or basic.nack to send.
@@ -59,7 +113,7 @@ impl Confirms {
 
     /// A queue took (or refused) publish `seq`. A refusal nacks it at once.
     pub(crate) fn on_queue_result(&mut self, seq: u64, ack: bool) {
-        let Some(waiting) = self.pending.get_mut(&seq) else {
+        let Some(waiting) = self.pending.get_mut(seq) else {
             return;
         };
         if ack {
@@ -83,7 +137,7 @@ impl Confirms {
             return;
         }
         let mut done = Vec::new();
-        for (seq, waiting) in &mut self.pending {
+        for (seq, waiting) in self.pending.iter_mut() {
             let Some(position) = waiting.store else {
                 continue;
             };
@@ -91,12 +145,12 @@ impl Confirms {
                 // A channel's publishes are stored in sequence order and the store
                 // writes in position order: nothing after this one is settled either.
                 None => break,
-                Some(false) => done.push((*seq, false)),
+                Some(false) => done.push((seq, false)),
                 Some(true) => {
                     waiting.store = None;
                     self.awaiting_store -= 1;
                     if waiting.queues == 0 {
-                        done.push((*seq, true));
+                        done.push((seq, true));
                     }
                 }
             }
@@ -107,7 +161,7 @@ impl Confirms {
     }
 
     fn settle(&mut self, seq: u64, ack: bool) {
-        if let Some(waiting) = self.pending.remove(&seq) {
+        if let Some(waiting) = self.pending.remove(seq) {
             self.awaiting_store -= usize::from(waiting.store.is_some());
             if ack {
                 self.acked.push(seq);
@@ -138,8 +192,8 @@ impl Confirms {
         // this batch (RabbitMQ cuts off at both too).
         let horizon = self
             .pending
-            .first_key_value()
-            .map_or(u64::MAX, |(seq, _)| *seq)
+            .first()
+            .unwrap_or(u64::MAX)
             .min(replies.iter().map(|r| r.seq).min().unwrap_or(u64::MAX));
         let below = self.acked.partition_point(|&seq| seq < horizon);
         if below > 1 {
@@ -269,5 +323,35 @@ mod tests {
                 ack(3, false)
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// The window keeps what a sorted map would: publishes added in order, some
+        /// settled at once (gaps), the rest removed in any order.
+        #[test]
+        fn pending_window_matches_a_sorted_map(
+            steps in proptest::collection::vec((proptest::bool::ANY, 0u64..40), 1..200)
+        ) {
+            let mut window = Pending::default();
+            let mut model = std::collections::BTreeMap::new();
+            let mut seq = 0;
+            for (add, pick) in steps {
+                if add {
+                    seq += 1 + pick % 3;
+                    window.insert(seq, Waiting { queues: 1, store: None });
+                    model.insert(seq, ());
+                } else {
+                    let target = model.keys().nth(pick as usize % model.len().max(1)).copied();
+                    if let Some(target) = target {
+                        proptest::prop_assert!(window.remove(target).is_some());
+                        model.remove(&target);
+                    }
+                    proptest::prop_assert!(window.remove(seq + 1).is_none());
+                }
+                proptest::prop_assert_eq!(window.first(), model.keys().next().copied());
+                let seqs: Vec<u64> = window.iter_mut().map(|(s, _)| s).collect();
+                proptest::prop_assert_eq!(seqs, model.keys().copied().collect::<Vec<_>>());
+            }
+        }
     }
 }
