@@ -35,6 +35,7 @@
 mod consumer;
 mod error;
 mod latency;
+pub mod null_broker;
 mod options;
 mod procfs;
 mod producer;
