@@ -1,6 +1,7 @@
 //! basic.publish end to end: content split over frames, the size limit, mandatory
 //! returns, the refusals (immediate, user-id, missing exchange), properties, and volume:
-//! a 16 MiB message and 10,000 messages through one queue in order.
+//! a 16 MiB message and 10,000 messages through one queue in order; and that methods
+//! after a batch of publishes see them queued.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -13,6 +14,7 @@ use warren_client::{
 };
 use warren_codec::{
     BasicGet, BasicProperties, BasicPublish, FieldTable, FieldValue, Frame, Method, QueueDeclare,
+    QueuePurge,
 };
 
 use common::{
@@ -252,6 +254,76 @@ async fn a_16_mib_message_round_trips_intact() {
     delivery.ack().await.unwrap();
     publisher.close(200, "bye".into()).await.unwrap();
     consumer_conn.close().await.unwrap();
+    broker.stop().await;
+}
+
+/// The broker hands a read's publishes to their queues in one batch; whatever method
+/// follows them on the connection must still find them there. Publishes, a get, a
+/// passive declare and a purge go in one write, so they arrive in one read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_after_publishes_in_the_same_read_see_them_queued() {
+    const COUNT: u32 = 50;
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(
+        broker.addr(),
+        "methods_after_publishes_in_the_same_read_see_them_queued",
+    )
+    .await;
+    client.open_channel(1).await;
+    client.declare_queue(1, "batched").await;
+    let mut burst = BytesMut::new();
+    for i in 0..COUNT {
+        encode_publish(
+            &mut burst,
+            1,
+            publish_to("", "batched"),
+            BasicProperties::default(),
+            i.to_string().as_bytes(),
+            0,
+        );
+    }
+    Frame::method(
+        1,
+        BasicGet {
+            queue: "batched".into(),
+            no_ack: true,
+            ..Default::default()
+        },
+    )
+    .encode(&mut burst);
+    Frame::method(
+        1,
+        QueueDeclare {
+            queue: "batched".into(),
+            passive: true,
+            ..Default::default()
+        },
+    )
+    .encode(&mut burst);
+    Frame::method(
+        1,
+        QueuePurge {
+            queue: "batched".into(),
+            ..Default::default()
+        },
+    )
+    .encode(&mut burst);
+    client.send_bytes(&burst).await;
+    let got = client.recv_content().await;
+    match &got.method {
+        Method::BasicGetOk(ok) => assert_eq!(ok.message_count, COUNT - 1),
+        other => panic!("expected get-ok, got {other:?}"),
+    }
+    assert_eq!(&got.body[..], b"0", "the first publish comes first");
+    match client.recv_method().await {
+        (1, Method::QueueDeclareOk(ok)) => assert_eq!(ok.message_count, COUNT - 1),
+        other => panic!("expected declare-ok, got {other:?}"),
+    }
+    match client.recv_method().await {
+        (1, Method::QueuePurgeOk(ok)) => assert_eq!(ok.message_count, COUNT - 1),
+        other => panic!("expected purge-ok, got {other:?}"),
+    }
+    client.close().await;
     broker.stop().await;
 }
 
