@@ -6,7 +6,7 @@
 //! A change is published before its -ok is sent, so a publish right after bind-ok
 //! sees the binding.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -20,6 +20,7 @@ use crate::connection::events::ConnectionId;
 use crate::durable::Durable;
 use crate::durable::definitions::{StoredBinding, StoredQueue};
 use crate::error::ChannelError;
+use crate::number_hash::NumberSet;
 use crate::policy::Policies;
 use crate::queue::{self, Command, QueueHandle, QueueInfo, Restored, Settings};
 use crate::unroutable::Unroutable;
@@ -555,7 +556,7 @@ impl Vhost {
         let mut queues: Vec<QueueHandle> = Vec::new();
         // Two bindings to one queue route one copy. A big fan-out checks a set, not
         // the list, for ones already there.
-        let mut seen: HashSet<*const QueueInfo> = HashSet::new();
+        let mut seen: NumberSet<usize> = NumberSet::default();
         snapshot
             .topology
             .route_each(exchange, envelope, |name| {
@@ -566,9 +567,9 @@ impl Vhost {
                     !queues.iter().any(|q| q.same(queue))
                 } else {
                     if seen.is_empty() {
-                        seen.extend(queues.iter().map(|q| Arc::as_ptr(&q.info)));
+                        seen.extend(queues.iter().map(|q| Arc::as_ptr(&q.info) as usize));
                     }
-                    seen.insert(Arc::as_ptr(&queue.info))
+                    seen.insert(Arc::as_ptr(&queue.info) as usize)
                 };
                 if new {
                     queues.push(queue.clone());
