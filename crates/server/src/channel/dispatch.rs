@@ -19,28 +19,18 @@ pub(crate) fn is_publish_path(frame: &Frame) -> bool {
 }
 
 impl Connection {
-    /// Handles a frame for an open channel (not channel.open / channel.close) that
-    /// [`Connection::dispatch_content`] does not.
+    /// Handles a frame for an open channel (not channel.open / channel.close); the
+    /// publish path goes to [`Connection::dispatch_content`].
     pub(crate) async fn dispatch(&mut self, ch: u16, frame: Frame) -> Result<(), Error> {
-        if is_publish_path(&frame) {
-            return self.dispatch_content(ch, frame);
-        }
-        let channel = self.channel(ch)?;
         match frame {
-            Frame::Method { method, .. } => {
-                if !channel.assembler.is_idle() {
-                    return Err(ConnectionError::unexpected_frame(
-                        "expected content header for class 60, got non content header frame instead",
-                    )
-                    .in_method(method.class_id(), method.method_id())
-                    .into());
-                }
+            Frame::Method { method, .. } if !matches!(method, Method::BasicPublish(_)) => {
                 let (class_id, method_id) = (method.class_id(), method.method_id());
+                self.check_no_content_pending(ch, class_id, method_id)?;
                 self.on_method(ch, method)
                     .await
                     .map_err(|e| e.in_method(class_id, method_id))
             }
-            content => self.dispatch_content(ch, content),
+            publishing => self.dispatch_content(ch, publishing),
         }
     }
 
@@ -48,19 +38,12 @@ impl Connection {
     /// Synchronous, as most frames are these: nothing here waits (the routed message
     /// goes to its queues with the next batch), so no future is built per frame.
     pub(crate) fn dispatch_content(&mut self, ch: u16, frame: Frame) -> Result<(), Error> {
-        let channel = self.channel(ch)?;
         let publication = match frame {
             Frame::Method {
                 method: Method::BasicPublish(m),
                 ..
             } => {
-                if !channel.assembler.is_idle() {
-                    return Err(ConnectionError::unexpected_frame(
-                        "expected content header for class 60, got non content header frame instead",
-                    )
-                    .in_method(60, 40)
-                    .into());
-                }
+                self.check_no_content_pending(ch, 60, 40)?;
                 return self
                     .handle_basic_publish(ch, m)
                     .map_err(|e| e.in_method(60, 40));
@@ -69,13 +52,30 @@ impl Connection {
                 let max_size = self.broker.config().limits.max_message_size;
                 self.channel(ch)?.assembler.header(header, max_size)?
             }
-            Frame::Body { body, .. } => channel.assembler.body(body)?,
+            Frame::Body { body, .. } => self.channel(ch)?.assembler.body(body)?,
             Frame::Method { .. } | Frame::Heartbeat => None,
         };
         match publication {
             Some(publication) => self.publish(ch, publication),
             None => Ok(()),
         }
+    }
+
+    /// No method may come between a basic.publish and the end of its content.
+    fn check_no_content_pending(
+        &mut self,
+        ch: u16,
+        class_id: u16,
+        method_id: u16,
+    ) -> Result<(), Error> {
+        if self.channel(ch)?.assembler.is_idle() {
+            return Ok(());
+        }
+        Err(ConnectionError::unexpected_frame(
+            "expected content header for class 60, got non content header frame instead",
+        )
+        .in_method(class_id, method_id)
+        .into())
     }
 
     async fn on_method(&mut self, ch: u16, method: Method) -> Result<(), Error> {

@@ -238,11 +238,7 @@ impl Connection {
         let last = queues.len().saturating_sub(1);
         let mut message = Some(message);
         for (i, queue) in queues.into_iter().enumerate() {
-            let stored = if queue.info.store_id.is_some() {
-                stored
-            } else {
-                0
-            };
+            let stored = queue.stored_here(stored);
             // The last queue takes the message itself: the first clone of a message
             // allocates its shared header, so one queue means no clone at all.
             let message = if i == last {

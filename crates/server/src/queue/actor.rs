@@ -770,11 +770,7 @@ impl Queue {
         };
         let stored = self.durable.persist(&dead.message, None, &queues);
         for queue in queues {
-            let stored = if queue.info.store_id.is_some() {
-                stored
-            } else {
-                0
-            };
+            let stored = queue.stored_here(stored);
             let command = Command::Publish(Publishes::one(dead.message.clone(), stored));
             // Never wait on another queue's mailbox (two queues dead-lettering into
             // each other could wait forever): a full one gets a task that waits.

@@ -99,6 +99,16 @@ impl QueueHandle {
         rx.await.ok()
     }
 
+    /// The store id a message persisted at `stored` has in this queue: itself for a
+    /// queue the store keeps, 0 (not stored) for the others.
+    pub(crate) fn stored_here(&self, stored: u64) -> u64 {
+        if self.info.store_id.is_some() {
+            stored
+        } else {
+            0
+        }
+    }
+
     /// True when both handles lead to the same queue.
     pub(crate) fn same(&self, other: &QueueHandle) -> bool {
         Arc::ptr_eq(&self.info, &other.info)
