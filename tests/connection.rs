@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use warren_codec::{
-    BasicProperties, ChannelClose, ChannelOpen, ContentHeader, Frame, Method, PROTOCOL_HEADER,
+    BasicProperties, BasicPublish, BasicQos, ChannelClose, ChannelOpen, ContentHeader, Frame,
+    Method, PROTOCOL_HEADER,
 };
 use warren_server::auth::PasswordHash;
 use warren_server::config::{UserConfig, VhostConfig};
@@ -516,6 +517,33 @@ async fn content_header_on_channel_0_closes_with_505() {
     let (code, text, ..) = client.expect_close().await;
     assert_eq!(code, 505, "{text}");
     client.close_ok().await;
+    broker.stop().await;
+}
+
+/// A method between basic.publish and its content header closes the connection with
+/// 505, naming the method that came in between: another publish (the fast publish
+/// path) or any other method (the general one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_between_publish_and_its_content_closes_with_505() {
+    let broker = TestBroker::start().await;
+    for (interloper, ids) in [
+        (Method::from(BasicPublish::default()), (60, 40)),
+        (Method::from(BasicQos::default()), (60, 10)),
+    ] {
+        let mut client = RawClient::connect(
+            broker.addr(),
+            "method_between_publish_and_its_content_closes_with_505",
+        )
+        .await;
+        client.open_channel(1).await;
+        client.send(Frame::method(1, BasicPublish::default())).await;
+        client.send(Frame::method(1, interloper)).await;
+        let (code, text, class_id, method_id) = client.expect_close().await;
+        assert_eq!(code, 505, "{text}");
+        assert!(text.contains("expected content header"), "{text}");
+        assert_eq!((class_id, method_id), ids);
+        client.close_ok().await;
+    }
     broker.stop().await;
 }
 
