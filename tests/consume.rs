@@ -5,6 +5,7 @@
 
 mod common;
 
+use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, QueueDeleteOptions,
@@ -16,8 +17,8 @@ use warren_codec::{
 };
 
 use common::{
-    RawClient, TestBroker, connect_client, connect_lapin, counts, lapin_counts, lapin_publish,
-    lapin_reply_code, next_client, next_lapin, publish_all, publish_to, within,
+    RawClient, TestBroker, connect_client, connect_lapin, counts, encode_publish, lapin_counts,
+    lapin_publish, lapin_reply_code, next_client, next_lapin, publish_all, publish_to, within,
 };
 
 fn consume(queue: &str, consumer_tag: &str, exclusive: bool) -> BasicConsume {
@@ -231,6 +232,101 @@ async fn cancelled_consumer_gets_nothing_more() {
     assert_eq!(lapin_counts(&channel, "quitting").await, (1, 0));
     conn.close(200, "bye".into()).await.unwrap();
     broker.stop().await;
+}
+
+/// A consumer cancelled with deliveries in flight: what reached the client before
+/// cancel-ok stays unacked on the channel, the rest goes back to the queue, and a new
+/// consumer reusing the tag at once gets each of those, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_reused_right_after_cancel_gets_each_undelivered_message_once() {
+    const MESSAGES: usize = 2000;
+    let broker = TestBroker::start().await;
+    let mut raw = RawClient::connect(broker.addr(), "reused-tag").await;
+    raw.open_channel(1).await;
+    raw.declare_queue(1, "reused").await;
+    let mut publishes = BytesMut::new();
+    for i in 0..MESSAGES {
+        let props = BasicProperties::default();
+        encode_publish(
+            &mut publishes,
+            1,
+            publish_to("", "reused"),
+            props,
+            i.to_string().as_bytes(),
+            0,
+        );
+    }
+    raw.send_bytes(&publishes).await;
+    raw.send(Frame::method(1, consume("reused", "t", false)))
+        .await;
+    assert!(matches!(
+        raw.recv_method().await,
+        (1, Method::BasicConsumeOk(_))
+    ));
+    let mut before = vec![raw.recv_content().await.body];
+    let mut again = BytesMut::new();
+    let cancel = BasicCancel {
+        consumer_tag: "t".into(),
+        no_wait: false,
+    };
+    Frame::method(1, cancel).encode(&mut again);
+    Frame::method(1, consume("reused", "t", false)).encode(&mut again);
+    raw.send_bytes(&again).await;
+    // Deliveries until cancel-ok are the old consumer's; nothing comes between
+    // cancel-ok and consume-ok; after it, the new consumer's.
+    loop {
+        match raw.recv().await {
+            Some(Frame::Method {
+                method: Method::BasicCancelOk(_),
+                ..
+            }) => break,
+            Some(Frame::Method {
+                method: Method::BasicDeliver(_),
+                ..
+            }) => {
+                before.push(content_after_deliver(&mut raw).await);
+            }
+            other => panic!("expected a delivery or cancel-ok, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        raw.recv_method().await,
+        (1, Method::BasicConsumeOk(_))
+    ));
+    let mut after = Vec::new();
+    while before.len() + after.len() < MESSAGES {
+        let content = raw.recv_content().await;
+        assert!(matches!(content.method, Method::BasicDeliver(ref d) if d.consumer_tag == "t"));
+        after.push(content.body);
+    }
+    let mut all: Vec<usize> = before
+        .iter()
+        .chain(&after)
+        .map(|b| String::from_utf8_lossy(b).parse().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
+    raw.close().await;
+    broker.stop().await;
+}
+
+/// The header and body frames after a basic.deliver already read: the body.
+async fn content_after_deliver(raw: &mut RawClient) -> Bytes {
+    let Some(Frame::Header { header, .. }) = raw.recv().await else {
+        panic!("expected a content header");
+    };
+    let mut body = BytesMut::new();
+    while (body.len() as u64) < header.body_size {
+        match raw.recv().await {
+            Some(Frame::Body { body: part, .. }) => body.extend_from_slice(&part),
+            other => panic!("expected a body frame, got {other:?}"),
+        }
+    }
+    body.freeze()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

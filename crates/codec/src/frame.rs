@@ -146,6 +146,59 @@ pub fn encode_content_raw(
     encode_body(buf, channel, body, frame_max);
 }
 
+/// basic.deliver's arguments, borrowed. A broker writes one per delivery; building an
+/// owned [`crate::BasicDeliver`] would take a reference count on every string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverRef<'a> {
+    /// The consumer's tag.
+    pub consumer_tag: &'a str,
+    /// Channel-wide sequence number for acks.
+    pub delivery_tag: u64,
+    /// The message was delivered before.
+    pub redelivered: bool,
+    /// Exchange published to.
+    pub exchange: &'a str,
+    /// Routing key published with.
+    pub routing_key: &'a str,
+}
+
+/// Like [`encode_content_raw`] for a basic.deliver given as a [`DeliverRef`]. Its
+/// strings are short strings: a longer one is cut to 255 bytes.
+pub fn encode_deliver_raw(
+    buf: &mut BytesMut,
+    channel: u16,
+    deliver: &DeliverRef<'_>,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
+    let short = |s: &str| s.len().min(usize::from(u8::MAX));
+    let args = short(deliver.consumer_tag) + short(deliver.exchange) + short(deliver.routing_key);
+    // Method frame (4 ids, 3 lengths, tag, bits), header frame (12 fixed), one body frame.
+    buf.reserve(3 * FRAME_OVERHEAD + 16 + args + 12 + properties.len() + body.len());
+    write_frame(buf, FRAME_METHOD, channel, |b| {
+        let put_short = |b: &mut BytesMut, s: &str| {
+            let s = &s.as_bytes()[..short(s)];
+            b.put_u8(s.len() as u8);
+            b.put_slice(s);
+        };
+        b.put_u16(crate::properties::BASIC_CLASS_ID);
+        b.put_u16(crate::method::BasicDeliver::METHOD_ID);
+        put_short(b, deliver.consumer_tag);
+        b.put_u64(deliver.delivery_tag);
+        b.put_u8(u8::from(deliver.redelivered));
+        put_short(b, deliver.exchange);
+        put_short(b, deliver.routing_key);
+    });
+    write_frame(buf, FRAME_HEADER, channel, |b| {
+        b.put_u16(crate::properties::BASIC_CLASS_ID);
+        b.put_u16(0);
+        b.put_u64(body.len() as u64);
+        b.put_slice(properties);
+    });
+    encode_body(buf, channel, body, frame_max);
+}
+
 fn encode_body(buf: &mut BytesMut, channel: u16, body: &[u8], frame_max: u32) {
     let chunk = match frame_max {
         0 => body.len().max(1),
@@ -310,6 +363,30 @@ mod tests {
         assert_eq!(
             err.map(|e| (e.class_id, e.method_id, e.channel)),
             Some((999, 1, 1))
+        );
+    }
+
+    #[test]
+    fn a_borrowed_deliver_cuts_long_strings_to_a_short_string() {
+        let long = "k".repeat(300);
+        let deliver = DeliverRef {
+            consumer_tag: "c",
+            delivery_tag: 7,
+            redelivered: true,
+            exchange: "",
+            routing_key: &long,
+        };
+        let mut buf = BytesMut::new();
+        encode_deliver_raw(&mut buf, 1, &deliver, &[0, 0], b"hi", 0);
+        let Ok(Some(Frame::Method { method, .. })) = decode_frame(&mut buf, 0) else {
+            panic!("not a method frame");
+        };
+        let Method::BasicDeliver(m) = method else {
+            panic!("not basic.deliver: {method:?}");
+        };
+        assert_eq!(
+            (m.routing_key.len(), m.delivery_tag, m.redelivered),
+            (255, 7, true)
         );
     }
 

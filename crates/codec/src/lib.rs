@@ -29,8 +29,8 @@ mod wire;
 pub use codec::{CodecError, FrameCodec};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
-    FRAME_END, FRAME_MIN_SIZE, FRAME_OVERHEAD, Frame, FrameError, PROTOCOL_HEADER, decode_frame,
-    encode_content, encode_content_raw,
+    DeliverRef, FRAME_END, FRAME_MIN_SIZE, FRAME_OVERHEAD, Frame, FrameError, PROTOCOL_HEADER,
+    decode_frame, encode_content, encode_content_raw, encode_deliver_raw,
 };
 pub use method::*;
 pub use properties::{BASIC_CLASS_ID, BasicProperties, ContentHeader};

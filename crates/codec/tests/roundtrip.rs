@@ -128,6 +128,37 @@ proptest! {
     }
 
     #[test]
+    fn a_borrowed_deliver_encodes_as_the_owned_method(
+        channel in any::<u16>(),
+        (consumer_tag, exchange, routing_key) in (short_str(), short_str(), short_str()),
+        (delivery_tag, redelivered) in (any::<u64>(), any::<bool>()),
+        header in content_header(),
+        body in vec(any::<u8>(), 0..300),
+        frame_max in prop_oneof![Just(0u32), 9u32..200],
+    ) {
+        let owned = Method::from(BasicDeliver {
+            consumer_tag: consumer_tag.clone(),
+            delivery_tag,
+            redelivered,
+            exchange: exchange.clone(),
+            routing_key: routing_key.clone(),
+        });
+        let properties = header.raw_properties();
+        let mut want = BytesMut::new();
+        encode_content_raw(&mut want, channel, &owned, &properties, &body, frame_max);
+        let borrowed = DeliverRef {
+            consumer_tag: &consumer_tag,
+            delivery_tag,
+            redelivered,
+            exchange: &exchange,
+            routing_key: &routing_key,
+        };
+        let mut got = BytesMut::new();
+        encode_deliver_raw(&mut got, channel, &borrowed, &properties, &body, frame_max);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
     fn nested_tables_round_trip_inside_a_method(table in field_table()) {
         let frame = Frame::method(1, QueueDeclare { arguments: table, ..Default::default() });
         let mut buf = encoded(&frame);

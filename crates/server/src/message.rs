@@ -128,6 +128,22 @@ impl Message {
             .unwrap_or_default()
     }
 
+    fn str_at(&self, (start, end): (usize, usize)) -> &str {
+        // Written from a ShortStr by `new`, so it is valid; never fails in practice.
+        let bytes = self.head.get(start.min(end)..end).unwrap_or_default();
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// The exchange it was published to, borrowed.
+    pub(crate) fn exchange_str(&self) -> &str {
+        self.str_at(self.exchange_range())
+    }
+
+    /// The routing key it was published with, borrowed.
+    pub(crate) fn routing_key_str(&self) -> &str {
+        self.str_at(self.routing_key_range())
+    }
+
     /// The exchange it was published to (shares the message's buffer).
     pub(crate) fn exchange(&self) -> ShortStr {
         self.short_str(self.exchange_range())

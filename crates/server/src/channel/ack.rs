@@ -5,7 +5,7 @@ use warren_codec::{BasicAck, BasicNack, BasicReject};
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
 use crate::error::{ChannelError, Error};
-use crate::queue::{Command, QueueHandle, Settle};
+use crate::queue::{Command, Settle};
 
 impl Connection {
     pub(crate) async fn handle_basic_ack(&mut self, ch: u16, m: BasicAck) -> Result<(), Error> {
@@ -72,14 +72,17 @@ impl Connection {
         how: Settle,
     ) -> Result<(), Error> {
         let counted = pending.iter().filter(|p| p.counted).count();
-        let mut by_queue: Vec<(QueueHandle, Vec<u64>)> = Vec::new();
+        let mut by_queue: Vec<(u32, Vec<u64>)> = Vec::new();
         for p in pending {
-            match by_queue.iter_mut().find(|(q, _)| q.same(&p.queue)) {
+            match by_queue.iter_mut().find(|(q, _)| *q == p.queue) {
                 Some((_, ids)) => ids.push(p.message_id),
                 None => by_queue.push((p.queue, vec![p.message_id])),
             }
         }
-        for (queue, ids) in by_queue {
+        for (index, ids) in by_queue {
+            let Some(queue) = self.channels.get(&ch).and_then(|c| c.touched(index)) else {
+                continue;
+            };
             // A queue deleted meanwhile has nothing left to settle.
             queue.send(Command::Settle { ids, how }).await;
         }

@@ -10,7 +10,7 @@ use crate::connection::Connection;
 use crate::direct_reply::REPLY_TO;
 use crate::error::{ChannelError, ConnectionError, Error};
 use crate::names;
-use crate::queue::{Command, ConsumerSpec, Settle, expected_integer};
+use crate::queue::{Command, ConsumerSpec, Settle, expected_integer, new_consumer_id};
 
 impl Connection {
     pub(crate) async fn handle_basic_qos(&mut self, ch: u16, m: BasicQos) -> Result<(), Error> {
@@ -62,13 +62,15 @@ impl Connection {
         };
         let connection = self.handle.clone();
         let channel = self.channel(ch)?;
-        if channel.consumers.contains_key(&tag) {
+        if channel.consumers.contains_tag(&tag) {
             return Err(ConnectionError::not_allowed(format!(
                 "attempt to reuse consumer tag '{tag}'"
             ))
             .into());
         }
+        let id = new_consumer_id();
         let spec = ConsumerSpec {
+            id,
             tag: tag.clone(),
             connection,
             channel: ch,
@@ -79,8 +81,8 @@ impl Connection {
             priority,
         };
         // Registered before the queue can deliver, so its first delivery finds it.
-        channel.consumers.insert(tag.clone(), queue.clone());
-        channel.touch(&queue);
+        let index = channel.touch(&queue);
+        channel.consumers.add(id, tag.clone(), index);
         let result = queue
             .ask(|reply| Command::Consume {
                 consumer: spec,
@@ -89,7 +91,7 @@ impl Connection {
             .await
             .unwrap_or_else(|| Err(self.vhost.no_queue(&name)));
         if let Err(e) = result {
-            self.channel(ch)?.consumers.remove(&tag);
+            self.channel(ch)?.consumers.forget(id);
             return Err(e.into());
         }
         if !m.no_wait {
@@ -115,7 +117,7 @@ impl Connection {
         if channel.reply_consumer.is_some() {
             return Err(ChannelError::precondition_failed("reply consumer already set").into());
         }
-        if channel.consumers.contains_key(&tag) {
+        if channel.consumers.contains_tag(&tag) {
             return Err(ConnectionError::not_allowed(format!(
                 "attempt to reuse consumer tag '{tag}'"
             ))
@@ -141,21 +143,30 @@ impl Connection {
         {
             channel.reply_consumer = None;
         }
-        let queue = channel.consumers.get(&m.consumer_tag).cloned();
-        if let Some(queue) = queue {
+        let consumer = channel.consumers.by_tag(&m.consumer_tag);
+        let queue = consumer.and_then(|(id, index)| Some((id, channel.touched(index)?.clone())));
+        if let Some((id, queue)) = queue {
             let (connection, tag) = (self.handle.id, m.consumer_tag.clone());
-            queue
+            let answered = queue
                 .ask(|reply| Command::Cancel {
                     connection,
                     channel: ch,
                     tag,
                     reply,
                 })
-                .await;
+                .await
+                .is_some();
             // Deliveries the queue sent before it saw the cancel are in our mailbox:
             // they go out before cancel-ok, after which the consumer gets nothing.
             self.drain_events().await;
-            self.channel(ch)?.consumers.remove(&m.consumer_tag);
+            let consumers = &mut self.channel(ch)?.consumers;
+            if answered {
+                // Its last deliveries may still be on their way: known until the
+                // queue says it is done (Event::ConsumerGone).
+                consumers.cancel(&m.consumer_tag);
+            } else {
+                consumers.forget(id);
+            }
         }
         // Cancelling an unknown tag is not an error, as in RabbitMQ.
         if !m.no_wait {
@@ -189,12 +200,12 @@ impl Connection {
             return Ok(());
         };
         let channel = self.channel(ch)?;
-        channel.touch(&queue);
+        let index = channel.touch(&queue);
         let delivery_tag = if no_ack {
             channel.unacked.skip()
         } else {
             channel.unacked.push(Pending {
-                queue,
+                queue: index,
                 message_id: got.entry.id(),
                 counted: false,
             })

@@ -9,6 +9,7 @@ pub(crate) mod arguments;
 pub(crate) mod assembler;
 pub(crate) mod confirms;
 mod consume;
+pub(crate) mod consumers;
 pub(crate) mod dispatch;
 pub(crate) mod gate;
 mod publish;
@@ -16,7 +17,6 @@ mod topology;
 mod tx;
 pub(crate) mod unacked;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use warren_codec::ShortStr;
@@ -24,6 +24,7 @@ use warren_codec::ShortStr;
 use crate::queue::{Command, QueueHandle};
 use assembler::Assembler;
 use confirms::Confirms;
+use consumers::ChannelConsumers;
 use gate::ChannelGate;
 use tx::Transaction;
 use unacked::Unacked;
@@ -60,8 +61,7 @@ pub(crate) struct Channel {
     pub(crate) gate: Arc<ChannelGate>,
     pub(crate) assembler: Assembler,
     pub(crate) unacked: Unacked,
-    /// Consumer tag → its queue.
-    pub(crate) consumers: HashMap<ShortStr, QueueHandle>,
+    pub(crate) consumers: ChannelConsumers,
     /// basic.qos prefetch for consumers started from now on (global = false).
     pub(crate) prefetch: u16,
     /// Set by confirm.select.
@@ -70,7 +70,8 @@ pub(crate) struct Channel {
     pub(crate) tx: Option<Transaction>,
     /// The queue an empty queue name refers to (the spec's "current queue").
     pub(crate) last_queue: Option<ShortStr>,
-    /// Queues that may hold this channel's consumers or unacked messages.
+    /// Queues that may hold this channel's consumers or unacked messages; consumers
+    /// and unacked deliveries name their queue by its index here.
     touched: Vec<QueueHandle>,
     /// The direct reply-to consumer (`amq.rabbitmq.reply-to`), if any.
     pub(crate) reply_consumer: Option<crate::direct_reply::ReplyConsumer>,
@@ -84,7 +85,7 @@ impl Channel {
             gate: Arc::new(ChannelGate::new()),
             assembler: Assembler::default(),
             unacked: Unacked::default(),
-            consumers: HashMap::new(),
+            consumers: ChannelConsumers::default(),
             prefetch: 0,
             confirms: None,
             tx: None,
@@ -118,11 +119,23 @@ impl Channel {
         self.state = State::Closing;
     }
 
-    /// Remembers a queue to notify when this channel closes.
-    pub(crate) fn touch(&mut self, queue: &QueueHandle) {
-        if !self.touched.iter().any(|q| q.same(queue)) {
-            self.touched.push(queue.clone());
-        }
+    /// Remembers a queue to notify when this channel closes; its index in
+    /// [`Channel::touched`].
+    pub(crate) fn touch(&mut self, queue: &QueueHandle) -> u32 {
+        let at = match self.touched.iter().position(|q| q.same(queue)) {
+            Some(at) => at,
+            None => {
+                self.touched.push(queue.clone());
+                self.touched.len() - 1
+            }
+        };
+        // A channel would need four billion queues to pass u32.
+        u32::try_from(at).unwrap_or(u32::MAX)
+    }
+
+    /// A queue by its index from [`Channel::touch`].
+    pub(crate) fn touched(&self, index: u32) -> Option<&QueueHandle> {
+        self.touched.get(index as usize)
     }
 
     /// Tells the queues this channel used to try delivering again.

@@ -71,7 +71,7 @@ impl Connection {
             let batch: Vec<Pending> = settles
                 .iter()
                 .filter(|(_, _, h)| *h == how)
-                .map(|(_, p, _)| p.clone())
+                .map(|(_, p, _)| *p)
                 .collect();
             if !batch.is_empty() {
                 self.settle(ch, batch, how).await?;

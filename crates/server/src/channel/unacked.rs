@@ -6,12 +6,11 @@
 
 use std::collections::VecDeque;
 
-use crate::queue::QueueHandle;
-
 /// A delivery awaiting its ack.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Pending {
-    pub(crate) queue: QueueHandle,
+    /// Its queue, as an index into the channel's touched queues.
+    pub(crate) queue: u32,
     pub(crate) message_id: u64,
     /// It took a slot of the channel-wide prefetch window (consumer deliveries do,
     /// basic.get does not).
@@ -128,12 +127,10 @@ impl Unacked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{QueueInfo, test_handle};
-    use std::sync::Arc;
 
     fn pending(id: u64) -> Pending {
         Pending {
-            queue: test_handle(Arc::new(QueueInfo::named("q"))),
+            queue: 0,
             message_id: id,
             counted: true,
         }

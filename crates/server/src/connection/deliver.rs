@@ -1,6 +1,6 @@
 //! Events from queues: deliveries to write, confirms to batch, consumers cancelled.
 
-use warren_codec::{BasicAck, BasicCancel, BasicDeliver, BasicNack, Method, ShortStr};
+use warren_codec::{BasicAck, BasicCancel, BasicNack, DeliverRef, ShortStr};
 
 use crate::channel::unacked::Pending;
 use crate::connection::Connection;
@@ -17,7 +17,7 @@ impl Connection {
     /// credit goes back to the queues after.
     pub(crate) async fn on_events(&mut self, batch: Batch) {
         // Handled without waiting, so no future is built per event; only messages
-        // whose consumer went meanwhile wait, to go back to their queue.
+        // for a consumer cancelled meanwhile wait, to go back to their queue.
         let mut returned = Vec::new();
         for event in batch.events {
             self.on_event(event, &mut returned);
@@ -50,22 +50,28 @@ impl Connection {
                     self.confirms_dirty = true;
                 }
             }
-            Event::ConsumerCancelled {
-                channel,
-                consumer_tag,
-            } => {
+            Event::ConsumerCancelled { channel, consumer } => {
                 let notify = self.client.consumer_cancel_notify && self.is_open();
                 let Some(c) = self.channels.get_mut(&channel) else {
                     return;
                 };
-                if c.consumers.remove(&consumer_tag).is_some() && notify && !c.is_closing() {
+                let Some(tag) = c.consumers.get(consumer).map(|c| c.tag.clone()) else {
+                    return;
+                };
+                c.consumers.forget(consumer);
+                if notify && !c.is_closing() {
                     self.out.method(
                         channel,
                         BasicCancel {
-                            consumer_tag,
+                            consumer_tag: tag,
                             no_wait: true,
                         },
                     );
+                }
+            }
+            Event::ConsumerGone { channel, consumer } => {
+                if let Some(c) = self.channels.get_mut(&channel) {
+                    c.consumers.forget(consumer);
                 }
             }
         }
@@ -92,52 +98,57 @@ impl Connection {
         }) else {
             return;
         };
-        let method = Method::BasicDeliver(BasicDeliver {
-            consumer_tag,
+        let deliver = DeliverRef {
+            consumer_tag: &consumer_tag,
             delivery_tag: channel.unacked.skip(),
             redelivered: false,
-            exchange: message.exchange(),
-            routing_key: message.routing_key(),
-        });
-        self.out
-            .content_raw(ch, &method, message.properties(), message.body());
+            exchange: message.exchange_str(),
+            routing_key: message.routing_key_str(),
+        };
+        self.out.deliver(ch, &deliver, &message);
     }
 
-    /// Writes a delivery; one whose consumer has gone is added to `returned`.
+    /// Writes a delivery. One for a consumer the client cancelled is added to
+    /// `returned`; one for a channel that is closing or gone is dropped, as its queue
+    /// requeues whatever that channel held once it hears of the close.
     fn deliver(&mut self, d: Delivery, returned: &mut Vec<(QueueHandle, u64)>) {
         let open = self.is_open();
-        let live = self
+        let Some(channel) = self
             .channels
             .get_mut(&d.channel)
-            .filter(|c| open && !c.is_closing() && c.consumers.contains_key(&d.consumer_tag));
-        let Some(channel) = live else {
-            // The consumer went while this was in flight: the message goes back.
-            if !d.no_ack {
-                if let Some(c) = self.channels.get(&d.channel) {
-                    c.gate.release(1);
-                }
-                returned.push((d.queue, d.message_id));
-            }
+            .filter(|c| open && !c.is_closing())
+        else {
             return;
         };
+        let Some(consumer) = channel.consumers.get(d.consumer) else {
+            return;
+        };
+        if consumer.cancelled {
+            if !d.no_ack {
+                channel.gate.release(1);
+                if let Some(queue) = channel.touched(consumer.queue) {
+                    returned.push((queue.clone(), d.message_id));
+                }
+            }
+            return;
+        }
         let delivery_tag = if d.no_ack {
             channel.unacked.skip()
         } else {
             channel.unacked.push(Pending {
-                queue: d.queue,
+                queue: consumer.queue,
                 message_id: d.message_id,
                 counted: true,
             })
         };
-        let method = Method::BasicDeliver(BasicDeliver {
-            consumer_tag: d.consumer_tag,
+        let deliver = DeliverRef {
+            consumer_tag: &consumer.tag,
             delivery_tag,
             redelivered: d.redelivered,
-            exchange: d.message.exchange(),
-            routing_key: d.message.routing_key(),
-        });
-        self.out
-            .content_raw(d.channel, &method, d.message.properties(), d.message.body());
+            exchange: d.message.exchange_str(),
+            routing_key: d.message.routing_key_str(),
+        };
+        self.out.deliver(d.channel, &deliver, &d.message);
     }
 
     /// Writes the acks and nacks every confirm-mode channel has ready.

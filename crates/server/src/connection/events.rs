@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use warren_codec::ShortStr;
 
 use crate::message::Message;
-use crate::queue::QueueHandle;
+use crate::queue::ConsumerId;
 
 /// Deliveries a connection may have in its mailbox, not yet encoded, across all queues.
 const DELIVERY_CREDIT: usize = 512;
@@ -107,8 +107,7 @@ impl ConnectionHandle {
 /// A message for a consumer.
 pub(crate) struct Delivery {
     pub(crate) channel: u16,
-    pub(crate) consumer_tag: ShortStr,
-    pub(crate) queue: QueueHandle,
+    pub(crate) consumer: ConsumerId,
     /// The queue's id for the message, echoed back in acks.
     pub(crate) message_id: u64,
     pub(crate) message: Message,
@@ -123,10 +122,9 @@ pub(crate) enum Event {
     /// A queue has taken (`ack`) or refused a published message.
     Confirm { channel: u16, seq: u64, ack: bool },
     /// The queue of a consumer was deleted: send basic.cancel if the client wants it.
-    ConsumerCancelled {
-        channel: u16,
-        consumer_tag: ShortStr,
-    },
+    ConsumerCancelled { channel: u16, consumer: ConsumerId },
+    /// The queue has sent everything it will for a consumer the client cancelled.
+    ConsumerGone { channel: u16, consumer: ConsumerId },
     /// A reply for the channel's direct reply-to consumer (no-ack, no queue).
     DirectReply {
         channel: u16,

@@ -1,7 +1,9 @@
 //! The connection's write buffer: frames are encoded here and flushed in batches.
 
 use bytes::BytesMut;
-use warren_codec::{Frame, Method, encode_content_raw};
+use warren_codec::{DeliverRef, Frame, Method, encode_content_raw, encode_deliver_raw};
+
+use crate::message::Message;
 
 /// Encoded frames waiting for the socket, and the frame-max they are split at.
 pub(crate) struct Outbound {
@@ -40,6 +42,18 @@ impl Outbound {
             method,
             properties,
             body,
+            self.frame_max,
+        );
+    }
+
+    /// Appends a basic.deliver of `message`.
+    pub(crate) fn deliver(&mut self, channel: u16, deliver: &DeliverRef<'_>, message: &Message) {
+        encode_deliver_raw(
+            &mut self.buf,
+            channel,
+            deliver,
+            message.properties(),
+            message.body(),
             self.frame_max,
         );
     }

@@ -20,7 +20,6 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, error, warn};
-use warren_codec::ShortStr;
 use warren_routing::Envelope;
 
 use crate::alarm::Alarm;
@@ -40,7 +39,7 @@ use crate::queue::{
     Command, ConsumerSpec, Got, Peeked, Publishes, QueueHandle, QueueStats, Redriven, Restored,
     Settle,
 };
-use crate::queue::{ConsumerInfo, Counters};
+use crate::queue::{ConsumerId, ConsumerInfo, Counters};
 use crate::vhost::Vhost;
 
 /// Commands handled per wake-up before delivering.
@@ -57,7 +56,7 @@ struct Unacked {
     connection: ConnectionId,
     channel: u16,
     /// The consumer it went to; None for basic.get.
-    consumer: Option<ShortStr>,
+    consumer: Option<ConsumerId>,
     /// Its TTL ran out while a consumer held it: it expires if it comes back.
     expired: bool,
 }
@@ -402,7 +401,13 @@ impl Queue {
                 tag,
                 reply,
             } => {
-                self.consumers.remove(connection, channel, &tag);
+                for gone in self.consumers.remove(connection, channel, &tag) {
+                    let (channel, consumer) = (gone.spec.channel, gone.spec.id);
+                    self.post(
+                        &gone.spec.connection,
+                        Event::ConsumerGone { channel, consumer },
+                    );
+                }
                 self.last_used = Instant::now();
                 let _ = reply.send(());
                 return self.auto_delete_check();
@@ -527,9 +532,7 @@ impl Queue {
             let Some(u) = self.take_unacked(id) else {
                 continue;
             };
-            if let Some(tag) = &u.consumer
-                && let Some(c) = self.consumers.find_mut(u.connection, u.channel, tag)
-            {
+            if let Some(c) = u.consumer.and_then(|id| self.consumers.find_mut(id)) {
                 c.unacked = c.unacked.saturating_sub(1);
             }
             match how {
@@ -907,9 +910,11 @@ impl Queue {
                 break;
             };
             let spec = &consumer.spec;
-            let (connection, channel, no_ack) =
-                (spec.connection.clone(), spec.channel, spec.no_ack);
-            let tag = spec.tag.clone();
+            let (connection, channel, id, no_ack) =
+                (spec.connection.id, spec.channel, spec.id, spec.no_ack);
+            if !no_ack {
+                consumer.unacked += 1;
+            }
             self.counters.redelivered += u64::from(entry.redelivered());
             let (message_id, redelivered) = (entry.id(), entry.redelivered());
             let message = if no_ack {
@@ -921,28 +926,33 @@ impl Queue {
                     _ => self.as_delivered(&entry),
                 }
             } else {
-                consumer.unacked += 1;
                 self.counters.delivered += 1;
                 let message = self.as_delivered(&entry);
                 self.hold_unacked(Unacked {
                     entry,
-                    connection: connection.id,
+                    connection,
                     channel,
-                    consumer: Some(tag.clone()),
+                    consumer: Some(id),
                     expired: false,
                 });
                 message
             };
             let delivery = Delivery {
                 channel,
-                consumer_tag: tag,
-                queue: self.handle.clone(),
+                consumer: id,
                 message_id,
                 redelivered,
                 message,
                 no_ack,
             };
-            self.post_with(&connection, Event::Deliver(delivery), Some(permit));
+            if let Some(consumer) = self.consumers.get_mut(index) {
+                post_into(
+                    &mut self.outbox,
+                    &consumer.spec.connection,
+                    Event::Deliver(delivery),
+                    Some(permit),
+                );
+            }
         }
     }
 
@@ -966,24 +976,7 @@ impl Queue {
 
     /// Queues an event for a connection until the end of this wake-up.
     fn post(&mut self, connection: &ConnectionHandle, event: Event) {
-        self.post_with(connection, event, None);
-    }
-
-    /// Queues an event and the delivery permit it holds.
-    fn post_with(
-        &mut self,
-        connection: &ConnectionHandle,
-        event: Event,
-        permit: Option<OwnedSemaphorePermit>,
-    ) {
-        match self.outbox.iter_mut().find(|(c, _)| c.id == connection.id) {
-            Some((_, batch)) => batch.push(event, permit),
-            None => {
-                let mut batch = Batch::default();
-                batch.push(event, permit);
-                self.outbox.push((connection.clone(), batch));
-            }
-        }
+        post_into(&mut self.outbox, connection, event, None);
     }
 
     fn flush_outbox(&mut self) {
@@ -1033,7 +1026,7 @@ impl Queue {
         for consumer in self.consumers.take_all() {
             consumer.spec.connection.send(Event::ConsumerCancelled {
                 channel: consumer.spec.channel,
-                consumer_tag: consumer.spec.tag,
+                consumer: consumer.spec.id,
             });
         }
         rx.close();
@@ -1075,6 +1068,24 @@ impl Queue {
 }
 
 /// Whether a channel's gate admits one more delivery of this kind.
+/// Queues an event and the delivery permit it holds in a wake-up's outbox. (A free
+/// function so a caller can pass a consumer's connection while it borrows the queue.)
+fn post_into(
+    outbox: &mut Vec<(ConnectionHandle, Batch)>,
+    connection: &ConnectionHandle,
+    event: Event,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    match outbox.iter_mut().find(|(c, _)| c.id == connection.id) {
+        Some((_, batch)) => batch.push(event, permit),
+        None => {
+            let mut batch = Batch::default();
+            batch.push(event, permit);
+            outbox.push((connection.clone(), batch));
+        }
+    }
+}
+
 fn admit(gate: &Arc<ChannelGate>, no_ack: bool) -> bool {
     if no_ack {
         gate.is_flowing()

@@ -5,7 +5,7 @@
 use warren_codec::ShortStr;
 
 use crate::connection::events::ConnectionId;
-use crate::queue::ConsumerSpec;
+use crate::queue::{ConsumerId, ConsumerSpec};
 
 /// A consumer and how many of its deliveries await an ack.
 pub(crate) struct Consumer {
@@ -72,15 +72,8 @@ impl Consumers {
         self.list.get_mut(index)
     }
 
-    pub(crate) fn find_mut(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        tag: &str,
-    ) -> Option<&mut Consumer> {
-        self.list
-            .iter_mut()
-            .find(|c| c.is(connection, channel) && c.spec.tag == tag)
+    pub(crate) fn find_mut(&mut self, id: ConsumerId) -> Option<&mut Consumer> {
+        self.list.iter_mut().find(|c| c.spec.id == id)
     }
 
     /// Removes matching consumers and returns them.
@@ -108,10 +101,8 @@ impl Consumers {
         connection: ConnectionId,
         channel: u16,
         tag: &ShortStr,
-    ) -> bool {
-        !self
-            .remove_where(|c| c.is(connection, channel) && c.spec.tag == *tag)
-            .is_empty()
+    ) -> Vec<Consumer> {
+        self.remove_where(|c| c.is(connection, channel) && c.spec.tag == *tag)
     }
 
     pub(crate) fn remove_channel(

@@ -10,6 +10,7 @@ mod expiry;
 mod ready;
 mod settings;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use tokio::sync::{mpsc, oneshot};
@@ -135,8 +136,19 @@ impl QueueHandle {
     }
 }
 
+/// Names a consumer across the broker: deliveries carry it instead of the tag.
+pub(crate) type ConsumerId = u64;
+
+static NEXT_CONSUMER: AtomicU64 = AtomicU64::new(1);
+
+/// A consumer id not used before.
+pub(crate) fn new_consumer_id() -> ConsumerId {
+    NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A consumer as the queue keeps it.
 pub(crate) struct ConsumerSpec {
+    pub(crate) id: ConsumerId,
     pub(crate) tag: ShortStr,
     pub(crate) connection: ConnectionHandle,
     pub(crate) channel: u16,

@@ -67,6 +67,7 @@ fn consumer(
     gate: Arc<ChannelGate>,
 ) -> ConsumerSpec {
     ConsumerSpec {
+        id: tag_id(tag),
         tag: tag.into(),
         connection: conn.clone(),
         channel: 1,
@@ -87,6 +88,21 @@ async fn consume(q: &QueueHandle, spec: ConsumerSpec) -> Result<(), ChannelError
     .unwrap()
 }
 
+/// A test consumer's id: its tag's bytes (tags here are at most 8 bytes), so a
+/// delivery names its consumer's tag.
+fn tag_id(tag: &str) -> u64 {
+    tag.bytes().fold(0, |id, b| id << 8 | u64::from(b))
+}
+
+fn id_tag(id: u64) -> String {
+    let bytes: Vec<u8> = id
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|&b| b == 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Deliveries that have arrived, flattening batches. On the current-thread test
 /// runtime the queue task runs a whole wake-up (handle, deliver, flush) without
 /// yielding, so once the Counts reply is in, so are the deliveries before it.
@@ -100,7 +116,7 @@ async fn deliveries(
         for event in batch.events {
             if let Event::Deliver(d) = event {
                 out.push((
-                    d.consumer_tag.to_string(),
+                    id_tag(d.consumer),
                     number(&d.message),
                     d.message_id,
                     d.redelivered,
