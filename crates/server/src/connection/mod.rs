@@ -10,6 +10,7 @@ mod deliver;
 pub(crate) mod events;
 mod handshake;
 mod heartbeat;
+mod input;
 pub(crate) mod outbound;
 mod permissions;
 pub(crate) mod publishes;
@@ -19,15 +20,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 use warren_codec::{
-    ChannelCloseOk, CodecError, ConnectionBlocked, ConnectionCloseOk, ConnectionUnblocked,
-    ConnectionUpdateSecretOk, Frame, FrameCodec, Method,
+    ChannelCloseOk, ConnectionBlocked, ConnectionCloseOk, ConnectionUnblocked,
+    ConnectionUpdateSecretOk, Frame, FrameCodec, FrameError, Method,
 };
 
 use tokio::sync::{mpsc, watch};
@@ -45,6 +46,7 @@ use events::{Batch, ConnectionHandle};
 use handshake::ClientInfo;
 use handshake::{HandshakeError, Negotiated};
 use heartbeat::{Beat, Heartbeat};
+use input::Input;
 use outbound::Outbound;
 use publishes::Outgoing;
 
@@ -203,7 +205,7 @@ pub(crate) struct Connection {
     pub(crate) handle: ConnectionHandle,
     events: mpsc::UnboundedReceiver<Batch>,
     channel_max: u16,
-    frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    input: Input,
     writer: OwnedWriteHalf,
     pub(crate) out: Outbound,
     heartbeat: Heartbeat,
@@ -251,7 +253,7 @@ impl Connection {
             handle,
             events,
             channel_max: n.channel_max,
-            frames,
+            input: Input::new(frames),
             writer,
             out: Outbound::new(n.frame_max),
             heartbeat: Heartbeat::new(n.heartbeat),
@@ -357,34 +359,14 @@ impl Connection {
                         Ok(_) => self.heartbeat.wrote(),
                     }
                 }
-                frame = self.frames.next(), if reading => {
-                    let mut next = frame;
-                    for handled in 1.. {
-                        let Some(frame) = next else {
-                            // Also the stream's end after a decode error: the close
-                            // that error queued must still be flushed below.
-                            self.end_of_input();
-                            break;
-                        };
-                        // Most frames are handled without waiting; only the others
-                        // build a future.
-                        if let Some(deferred) = self.on_frame(frame) {
-                            self.on_deferred(deferred).await;
-                        }
-                        if handled == READ_BATCH
-                            || self.state == State::Done
-                            || self.out.is_full()
-                            || self.outgoing.is_full()
-                        {
-                            break;
-                        }
-                        match self.frames.next().now_or_never() {
-                            Some(frame) => next = frame,
-                            None => break,
-                        }
+                filled = self.input.fill(), if reading => match filled {
+                    Ok(false) => self.end_of_input(),
+                    Ok(true) => self.on_input().await,
+                    Err(e) => {
+                        self.close_reason = format!("read failed: {e}");
+                        self.state = State::Done;
                     }
-                    self.flush_publishes().await;
-                }
+                },
                 Some(batch) = self.events.recv(), if writable => {
                     self.on_events(batch).await;
                     self.drain_events().await;
@@ -452,28 +434,51 @@ impl Connection {
         self.state = State::Done;
     }
 
+    /// Handles the frames in the read buffer, up to a batch, then hands the
+    /// publishes they made to their queues.
+    async fn on_input(&mut self) {
+        for handled in 1.. {
+            let frame = match self.input.frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    self.on_bad_frame(e);
+                    // Nothing after a bad frame can be trusted to be a frame.
+                    self.end_of_input();
+                    break;
+                }
+            };
+            // Most frames are handled without waiting; only the others build a future.
+            if let Some(deferred) = self.on_frame(frame) {
+                self.on_deferred(deferred).await;
+            }
+            if handled == READ_BATCH
+                || self.state == State::Done
+                || self.out.is_full()
+                || self.outgoing.is_full()
+            {
+                break;
+            }
+        }
+        self.flush_publishes().await;
+    }
+
+    /// A frame that could not be decoded closes the connection with its reply code.
+    fn on_bad_frame(&mut self, e: FrameError) {
+        self.heartbeat.read();
+        let reply = Reply {
+            code: e.error.reply_code(),
+            detail: e.error.to_string(),
+            class_id: e.class_id,
+            method_id: e.method_id,
+        };
+        self.fail(ConnectionError(reply));
+    }
+
     /// Handles what a frame needs without waiting: heartbeats, connection methods and
     /// the publish path. Hands back what needs more.
-    fn on_frame(&mut self, frame: Result<Frame, CodecError>) -> Option<Deferred> {
+    fn on_frame(&mut self, frame: Frame) -> Option<Deferred> {
         self.heartbeat.read();
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(CodecError::Io(e)) => {
-                self.close_reason = format!("read failed: {e}");
-                self.state = State::Done;
-                return None;
-            }
-            Err(CodecError::Frame(e)) => {
-                let reply = Reply {
-                    code: e.error.reply_code(),
-                    detail: e.error.to_string(),
-                    class_id: e.class_id,
-                    method_id: e.method_id,
-                };
-                self.fail(ConnectionError(reply));
-                return None;
-            }
-        };
         if self.state == State::Closing {
             // After sending close, everything but close and close-ok is discarded.
             match frame {
