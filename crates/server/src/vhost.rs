@@ -547,13 +547,13 @@ impl Vhost {
 
     /// The queues a message goes to. 404 for an unknown exchange; an empty list when
     /// nothing matched.
-    pub(crate) fn route(
+    pub(crate) fn route<'s>(
         &self,
-        snapshot: &Snapshot,
+        snapshot: &'s Snapshot,
         exchange: &str,
         envelope: &Envelope<'_>,
-    ) -> Result<Vec<QueueHandle>, ChannelError> {
-        let mut queues: Vec<QueueHandle> = Vec::new();
+    ) -> Result<Vec<&'s QueueHandle>, ChannelError> {
+        let mut queues: Vec<&QueueHandle> = Vec::new();
         // Two bindings to one queue route one copy. A big fan-out checks a set, not
         // the list, for ones already there.
         let mut seen: NumberSet<usize> = NumberSet::default();
@@ -572,7 +572,7 @@ impl Vhost {
                     seen.insert(Arc::as_ptr(&queue.info) as usize)
                 };
                 if new {
-                    queues.push(queue.clone());
+                    queues.push(queue);
                 }
             })
             .map_err(|e| self.routing_error(e))?;

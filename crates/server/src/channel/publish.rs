@@ -1,5 +1,7 @@
 //! basic.publish: check, route, hand to queues, return or confirm.
 
+use std::borrow::Borrow;
+
 use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode, ShortStr};
 use warren_routing::{Envelope, Exchange, RoutingError, Unroutable};
 
@@ -12,9 +14,11 @@ use crate::message::Message;
 use crate::queue::{Command, Enqueue, QueueHandle};
 
 /// A message routed and ready to enqueue (now, or at tx.commit).
-pub(crate) struct Routed {
+/// A routed message; its queues are borrowed from the routing snapshot (`&QueueHandle`)
+/// unless it waits in a transaction.
+pub(crate) struct Routed<Q = QueueHandle> {
     pub(crate) message: Message,
-    pub(crate) queues: Vec<QueueHandle>,
+    pub(crate) queues: Vec<Q>,
     pub(crate) mandatory: bool,
     /// Routed nowhere, on an exchange that refuses such messages.
     pub(crate) reject: bool,
@@ -105,7 +109,6 @@ impl Connection {
         let reject = queues.is_empty() && self.note_unroutable(source, &p.publish);
         let strip_bcc = envelope.has_bcc();
         drop(envelope);
-        drop(snapshot);
         // BCC routes but is not delivered: the recipients must not see each other.
         if strip_bcc && let Some(headers) = &mut p.header.properties_mut().headers {
             headers.remove("BCC");
@@ -127,7 +130,13 @@ impl Connection {
         };
         let channel = self.channel(ch)?;
         if let Some(tx) = &mut channel.tx {
-            tx.publishes.push(routed);
+            tx.publishes.push(Routed {
+                queues: routed.queues.into_iter().cloned().collect(),
+                message: routed.message,
+                mandatory: routed.mandatory,
+                reject: routed.reject,
+                expiration: routed.expiration,
+            });
             return Ok(());
         }
         self.enqueue(ch, routed).map(|_| ())
@@ -184,7 +193,11 @@ impl Connection {
     /// publisher asked (mandatory). Returns its store id when it was stored. The
     /// message waits in the connection's outgoing batches until the next
     /// [`Connection::flush_publishes`].
-    pub(crate) fn enqueue(&mut self, ch: u16, routed: Routed) -> Result<Option<u64>, Error> {
+    pub(crate) fn enqueue<Q: Borrow<QueueHandle>>(
+        &mut self,
+        ch: u16,
+        routed: Routed<Q>,
+    ) -> Result<Option<u64>, Error> {
         let Routed {
             message,
             queues,
@@ -237,7 +250,8 @@ impl Connection {
         }
         let last = queues.len().saturating_sub(1);
         let mut message = Some(message);
-        for (i, queue) in queues.into_iter().enumerate() {
+        for (i, queue) in queues.iter().enumerate() {
+            let queue = queue.borrow();
             let stored = queue.stored_here(stored);
             // The last queue takes the message itself: the first clone of a message
             // allocates its shared header, so one queue means no clone at all.

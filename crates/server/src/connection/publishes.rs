@@ -36,7 +36,7 @@ impl Outgoing {
     /// Adds a message for `queue`; `confirm_to` is this connection, for confirms.
     pub(crate) fn add(
         &mut self,
-        queue: QueueHandle,
+        queue: &QueueHandle,
         message: Enqueue,
         confirm_to: &ConnectionHandle,
     ) {
@@ -44,7 +44,7 @@ impl Outgoing {
         let wants_confirm = message.confirm.is_some();
         let key = Arc::as_ptr(&queue.info) as usize;
         let found = if self.batches.len() <= LINEAR {
-            self.batches.iter().position(|(q, _)| q.same(&queue))
+            self.batches.iter().position(|(q, _)| q.same(queue))
         } else {
             if self.index.is_empty() {
                 let keys = self
@@ -62,7 +62,7 @@ impl Outgoing {
                     self.index.insert(key, self.batches.len());
                 }
                 self.batches.push((
-                    queue,
+                    queue.clone(),
                     Publishes {
                         confirm_to: None,
                         messages: Vec::new(),
@@ -134,7 +134,7 @@ mod tests {
             let mut outgoing = Outgoing::default();
             for n in 0..5 {
                 for q in &queues {
-                    outgoing.add(q.clone(), enqueue(n, 4), &connection);
+                    outgoing.add(q, enqueue(n, 4), &connection);
                 }
             }
             let batches = outgoing.take();
@@ -156,9 +156,9 @@ mod tests {
         let (connection, _events) = ConnectionHandle::new();
         let queue = test_handle(Arc::new(QueueInfo::named("q")));
         let mut outgoing = Outgoing::default();
-        outgoing.add(queue.clone(), enqueue(0, MAX_BYTES - 1), &connection);
+        outgoing.add(&queue, enqueue(0, MAX_BYTES - 1), &connection);
         assert!(!outgoing.is_full());
-        outgoing.add(queue, enqueue(1, 1), &connection);
+        outgoing.add(&queue, enqueue(1, 1), &connection);
         assert!(outgoing.is_full());
         outgoing.take();
         assert!(!outgoing.is_full());

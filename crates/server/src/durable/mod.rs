@@ -9,6 +9,7 @@
 pub(crate) mod definitions;
 mod recover;
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -82,12 +83,15 @@ impl Durable {
         &self,
         message: &Message,
         expiration: Option<u64>,
-        queues: &[QueueHandle],
+        queues: &[impl Borrow<QueueHandle>],
     ) -> u64 {
         if !message.is_persistent() {
             return 0;
         }
-        let ids: Vec<u32> = queues.iter().filter_map(|q| q.info.store_id).collect();
+        let ids: Vec<u32> = queues
+            .iter()
+            .filter_map(|q| q.borrow().info.store_id)
+            .collect();
         if ids.is_empty() {
             return 0;
         }

@@ -758,6 +758,7 @@ impl Queue {
             Ok(found) => found
                 .into_iter()
                 .filter(|q| !dead.cycles_through(&q.info.name))
+                .cloned()
                 .collect(),
             Err(_) => {
                 if !self.warned_missing_dlx {
@@ -1079,7 +1080,12 @@ fn post_into(
     match outbox.iter_mut().find(|(c, _)| c.id == connection.id) {
         Some((_, batch)) => batch.push(event, permit),
         None => {
-            let mut batch = Batch::default();
+            // Room for a few deliveries up front: growing from empty reallocates
+            // (and copies) the events of a busy wake-up several times.
+            let mut batch = Batch {
+                events: Vec::with_capacity(16),
+                credit: None,
+            };
             batch.push(event, permit);
             outbox.push((connection.clone(), batch));
         }
