@@ -21,6 +21,7 @@ mod error;
 mod frame;
 mod method;
 mod properties;
+mod publish_view;
 mod reply_code;
 mod short_str;
 mod table;
@@ -34,6 +35,7 @@ pub use frame::{
 };
 pub use method::*;
 pub use properties::{BASIC_CLASS_ID, BasicProperties, ContentHeader};
+pub use publish_view::PublishView;
 pub use reply_code::{ErrorLevel, ReplyCode};
 pub use short_str::ShortStr;
 pub use table::{FieldTable, FieldValue};

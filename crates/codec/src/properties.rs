@@ -11,11 +11,13 @@ use crate::short_str::ShortStr;
 use crate::table::FieldTable;
 use crate::wire::{Reader, Writer};
 
-/// How a property before `priority` is laid out, to skip it.
-enum Width {
+/// How a property is laid out on the wire, to skip or check it without decoding.
+#[derive(Clone, Copy)]
+pub(crate) enum Width {
     ShortStr,
     Table,
     Octet,
+    LongLong,
 }
 
 /// The class id of `basic`, the only class with content in 0-9-1.
@@ -70,7 +72,25 @@ const USER_ID: u16 = 1 << 4;
 const APP_ID: u16 = 1 << 3;
 const CLUSTER_ID: u16 = 1 << 2;
 /// Bit 1 is unused and bit 0 announces another flags word, which basic never needs.
-const INVALID_BITS: u16 = 0b11;
+pub(crate) const INVALID_BITS: u16 = 0b11;
+
+/// Every property's flag bit and layout, in wire order.
+pub(crate) const LAYOUT: [(u16, Width); 14] = [
+    (CONTENT_TYPE, Width::ShortStr),
+    (CONTENT_ENCODING, Width::ShortStr),
+    (HEADERS, Width::Table),
+    (DELIVERY_MODE, Width::Octet),
+    (PRIORITY, Width::Octet),
+    (CORRELATION_ID, Width::ShortStr),
+    (REPLY_TO, Width::ShortStr),
+    (EXPIRATION, Width::ShortStr),
+    (MESSAGE_ID, Width::ShortStr),
+    (TIMESTAMP, Width::LongLong),
+    (TYPE, Width::ShortStr),
+    (USER_ID, Width::ShortStr),
+    (APP_ID, Width::ShortStr),
+    (CLUSTER_ID, Width::ShortStr),
+];
 
 impl BasicProperties {
     /// True when the message asks to be persisted (delivery-mode 2).
@@ -318,12 +338,7 @@ fn raw_octet(raw: &[u8], target: u16) -> Option<u8> {
         return None;
     }
     let mut at = 2;
-    for (bit, width) in [
-        (CONTENT_TYPE, Width::ShortStr),
-        (CONTENT_ENCODING, Width::ShortStr),
-        (HEADERS, Width::Table),
-        (DELIVERY_MODE, Width::Octet),
-    ] {
+    for (bit, width) in LAYOUT {
         if bit == target {
             break;
         }
@@ -339,6 +354,7 @@ fn raw_octet(raw: &[u8], target: u16) -> Option<u8> {
                     4 + usize::try_from(len).ok()?
                 }
                 Width::Octet => 1,
+                Width::LongLong => 8,
             };
         }
     }

@@ -159,6 +159,72 @@ proptest! {
     }
 
     #[test]
+    fn a_publish_view_agrees_with_decoding_frame_by_frame(
+        channel in any::<u16>(),
+        (exchange, routing_key) in (short_str(), short_str()),
+        (mandatory, immediate) in (any::<bool>(), any::<bool>()),
+        header in content_header(),
+        body in vec(any::<u8>(), 0..300),
+        frame_max in prop_oneof![Just(0u32), 9u32..400],
+        damage in proptest::option::of((any::<Index>(), any::<u8>(), any::<bool>())),
+    ) {
+        let publish = BasicPublish { exchange, routing_key, mandatory, immediate, ..Default::default() };
+        let method = Method::from(publish);
+        let header = ContentHeader::new(body.len() as u64, header.properties().clone());
+        let mut buf = BytesMut::new();
+        encode_content(&mut buf, channel, &method, &header, &body, frame_max);
+        // Sometimes cut short or with one byte changed.
+        if let Some((at, byte, cut)) = damage {
+            let at = at.index(buf.len());
+            if cut { buf.truncate(at) } else { buf[at] = byte }
+        }
+        let view = PublishView::peek(&buf, frame_max);
+        let mut rest = buf.clone();
+        let mut frames = Vec::new();
+        while frames.len() < 3 {
+            match decode_frame(&mut rest, frame_max) {
+                Ok(Some(frame)) => frames.push(frame),
+                _ => break,
+            }
+        }
+        let consumed = buf.len() - rest.len();
+        let p = header.properties();
+        let inspected = p.headers.is_some() || p.reply_to.is_some() || p.expiration.is_some() || p.user_id.is_some();
+        match (&frames[..], view) {
+            (
+                [Frame::Method { channel: c1, method: Method::BasicPublish(m) }, Frame::Header { channel: c2, header: h }, tail @ ..],
+                Some(v),
+            ) => {
+                let decoded_body: Vec<u8> = tail.iter().take_while(|f| matches!(f, Frame::Body { channel, .. } if *channel == v.channel)).flat_map(|f| match f { Frame::Body { body, .. } => body.to_vec(), _ => Vec::new() }).collect();
+                prop_assert_eq!((*c1, *c2), (v.channel, v.channel));
+                prop_assert_eq!((m.exchange.as_str(), m.routing_key.as_str()), (v.exchange, v.routing_key));
+                prop_assert_eq!((m.mandatory, m.immediate), (v.mandatory, v.immediate));
+                prop_assert_eq!(&h.raw_properties()[..], v.properties);
+                prop_assert_eq!(h.body_size, v.body.len() as u64);
+                prop_assert_eq!(&decoded_body[..], v.body);
+                let frames_taken = 2 + usize::from(!v.body.is_empty());
+                let mut again = buf.clone();
+                for _ in 0..frames_taken {
+                    prop_assert!(matches!(decode_frame(&mut again, frame_max), Ok(Some(_))));
+                }
+                prop_assert_eq!(buf.len() - again.len(), v.len);
+                prop_assert!(consumed >= v.len);
+            }
+            (_, Some(v)) => prop_assert!(false, "the view saw a publish the decoder did not: {v:?}"),
+            (_, None) => {
+                // The plain case must not be missed: undamaged, nothing inspected, the
+                // body in at most one frame.
+                let one_body = match frames.get(2) {
+                    Some(Frame::Body { body: part, .. }) => part.len() == body.len(),
+                    _ => body.is_empty(),
+                };
+                let whole = damage.is_none() && frames.len() >= 2 && one_body;
+                prop_assert!(!(whole && !inspected), "a plain publish was missed");
+            }
+        }
+    }
+
+    #[test]
     fn nested_tables_round_trip_inside_a_method(table in field_table()) {
         let frame = Frame::method(1, QueueDeclare { arguments: table, ..Default::default() });
         let mut buf = encoded(&frame);

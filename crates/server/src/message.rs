@@ -16,6 +16,28 @@ use warren_codec::{BasicProperties, DecodeError, ShortStr};
 /// Bodies up to this size are stored next to the message head.
 pub(crate) const INLINE_BODY: usize = 4096;
 
+/// The head of a message: its layout is in the module documentation.
+fn head(exchange: &str, routing_key: &str, properties: &[u8], body: &[u8]) -> Bytes {
+    let (exchange, routing_key) = (short(exchange), short(routing_key));
+    let mut head = BytesMut::with_capacity(
+        6 + exchange.len() + routing_key.len() + properties.len() + body.len(),
+    );
+    // Cut to 255 bytes above; properties fit a frame, far below 4 GiB.
+    head.put_u8(exchange.len() as u8);
+    head.put_slice(exchange);
+    head.put_u8(routing_key.len() as u8);
+    head.put_slice(routing_key);
+    head.put_u32(properties.len() as u32);
+    head.put_slice(properties);
+    head.put_slice(body);
+    head.freeze()
+}
+
+/// A short string's bytes, cut to 255.
+fn short(s: &str) -> &[u8] {
+    &s.as_bytes()[..s.len().min(usize::from(u8::MAX))]
+}
+
 /// An immutable message; cloning shares it.
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
@@ -81,24 +103,26 @@ impl Message {
         properties: &[u8],
         body: Bytes,
     ) -> Message {
-        let inline = body.len() <= INLINE_BODY;
-        let inline_len = if inline { body.len() } else { 0 };
-        let mut head = BytesMut::with_capacity(
-            6 + exchange.len() + routing_key.len() + properties.len() + inline_len,
-        );
-        // Short strings are at most 255 bytes; properties fit a frame, far below 4 GiB.
-        head.put_u8(exchange.len() as u8);
-        head.put_slice(exchange.as_bytes());
-        head.put_u8(routing_key.len() as u8);
-        head.put_slice(routing_key.as_bytes());
-        head.put_u32(properties.len() as u32);
-        head.put_slice(properties);
-        if inline {
-            head.put_slice(&body);
+        if body.len() <= INLINE_BODY {
+            return Message::inline(exchange, routing_key, properties, &body);
         }
         Message {
-            head: head.freeze(),
-            large_body: (!inline).then(|| Box::new(body)),
+            head: head(exchange, routing_key, properties, &[]),
+            large_body: Some(Box::new(body)),
+        }
+    }
+
+    /// A message whose parts are all copied in: for a body of at most [`INLINE_BODY`]
+    /// bytes. Exchange and routing key are short strings (at most 255 bytes).
+    pub(crate) fn inline(
+        exchange: &str,
+        routing_key: &str,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Message {
+        Message {
+            head: head(exchange, routing_key, properties, body),
+            large_body: None,
         }
     }
 

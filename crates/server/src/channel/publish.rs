@@ -2,7 +2,7 @@
 
 use std::borrow::Borrow;
 
-use warren_codec::{BasicPublish, BasicReturn, Method, ReplyCode, ShortStr};
+use warren_codec::{BasicPublish, BasicReturn, Method, PublishView, ReplyCode, ShortStr};
 use warren_routing::{Envelope, Exchange, RoutingError, Unroutable};
 
 use crate::channel::assembler::Publication;
@@ -12,10 +12,11 @@ use crate::error::{ChannelError, ConnectionError, Error};
 use crate::management::UnroutableOutcome;
 use crate::message::Message;
 use crate::queue::{Command, Enqueue, QueueHandle};
+use crate::vhost::Snapshot;
 
-/// A message routed and ready to enqueue (now, or at tx.commit).
-/// A routed message; its queues are borrowed from the routing snapshot (`&QueueHandle`)
-/// unless it waits in a transaction.
+/// A message routed and ready to enqueue (now, or at tx.commit). Its queues are
+/// borrowed from the routing snapshot (`&QueueHandle`) unless it waits in a
+/// transaction.
 pub(crate) struct Routed<Q = QueueHandle> {
     pub(crate) message: Message,
     pub(crate) queues: Vec<Q>,
@@ -31,15 +32,89 @@ impl Connection {
         if m.immediate {
             return Err(ConnectionError::not_implemented("immediate=true").into());
         }
-        let exchange = if m.exchange.is_empty() {
+        self.check_publish_to(&m.exchange)?;
+        self.channel(ch)?.assembler.start(m);
+        Ok(())
+    }
+
+    /// What basic.publish itself is checked for: write permission on the exchange.
+    fn check_publish_to(&mut self, exchange: &str) -> Result<(), ChannelError> {
+        let exchange = if exchange.is_empty() {
             "amq.default"
         } else {
-            m.exchange.as_str()
+            exchange
         };
         self.check_write("exchange", exchange)?;
         self.publishes = true;
-        self.channel(ch)?.assembler.start(m);
         Ok(())
+    }
+
+    /// A publish read whole from the socket buffer (see [`PublishView`]): the general
+    /// path's checks and routing for a message that carries none of the properties
+    /// those look at, built straight from the buffer. The caller has checked it is
+    /// not `immediate`, not a direct reply, fits inline and within the size limit.
+    pub(crate) fn publish_whole(&mut self, v: &PublishView<'_>) -> Result<(), Error> {
+        let failed = |e: ChannelError| Error::from(e.in_method(60, 40));
+        self.check_publish_to(v.exchange).map_err(failed)?;
+        let snapshot = self.vhost.snapshot();
+        let source = self
+            .source_exchange(&snapshot, v.exchange)
+            .map_err(failed)?;
+        let envelope =
+            Envelope::new(v.routing_key, None).map_err(|e| failed(self.vhost.routing_error(e)))?;
+        let queues = self
+            .vhost
+            .route(&snapshot, v.exchange, &envelope)
+            .map_err(failed)?;
+        let reject = queues.is_empty()
+            && self.note_unroutable(source, v.exchange, v.routing_key, v.mandatory);
+        let routed = Routed {
+            message: Message::inline(v.exchange, v.routing_key, v.properties, v.body),
+            queues,
+            mandatory: v.mandatory,
+            reject,
+            expiration: None,
+        };
+        self.hand_over(v.channel, routed)
+    }
+
+    /// The exchange a publish names (None for the default exchange): 404 when it
+    /// does not exist, 403 when it is internal.
+    fn source_exchange<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        exchange: &str,
+    ) -> Result<Option<&'s Exchange>, ChannelError> {
+        let source = match exchange {
+            "" => None,
+            name => Some(snapshot.topology.exchange(name).ok_or_else(|| {
+                self.vhost
+                    .routing_error(RoutingError::ExchangeNotFound(name.into()))
+            })?),
+        };
+        if source.is_some_and(|x| x.spec().internal) {
+            return Err(ChannelError::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.vhost.name()
+            )));
+        }
+        Ok(source)
+    }
+
+    /// Enqueues a routed message, or holds it in the channel's transaction.
+    fn hand_over(&mut self, ch: u16, routed: Routed<&QueueHandle>) -> Result<(), Error> {
+        let channel = self.channel(ch)?;
+        if let Some(tx) = &mut channel.tx {
+            tx.publishes.push(Routed {
+                queues: routed.queues.into_iter().cloned().collect(),
+                message: routed.message,
+                mandatory: routed.mandatory,
+                reject: routed.reject,
+                expiration: routed.expiration,
+            });
+            return Ok(());
+        }
+        self.enqueue(ch, routed).map(|_| ())
     }
 
     /// A publish whose content is complete.
@@ -48,21 +123,7 @@ impl Connection {
         let exchange = p.publish.exchange.as_str();
         let snapshot = self.vhost.snapshot();
         // The checks in RabbitMQ's order: exchange, internal, user-id, routing headers.
-        let source = match exchange {
-            "" => None,
-            name => Some(snapshot.topology.exchange(name).ok_or_else(|| {
-                failed(
-                    self.vhost
-                        .routing_error(RoutingError::ExchangeNotFound(name.into())),
-                )
-            })?),
-        };
-        if source.is_some_and(|x| x.spec().internal) {
-            return Err(failed(ChannelError::access_refused(format!(
-                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
-                self.vhost.name()
-            ))));
-        }
+        let source = self.source_exchange(&snapshot, exchange).map_err(failed)?;
         let properties = p.header.properties();
         if let Some(user_id) = &properties.user_id
             && user_id.as_str() != self.user.name()
@@ -106,7 +167,14 @@ impl Connection {
             .vhost
             .route(&snapshot, exchange, &envelope)
             .map_err(failed)?;
-        let reject = queues.is_empty() && self.note_unroutable(source, &p.publish);
+        let publish = &p.publish;
+        let reject = queues.is_empty()
+            && self.note_unroutable(
+                source,
+                &publish.exchange,
+                &publish.routing_key,
+                publish.mandatory,
+            );
         let strip_bcc = envelope.has_bcc();
         drop(envelope);
         // BCC routes but is not delivered: the recipients must not see each other.
@@ -128,18 +196,7 @@ impl Connection {
             reject,
             expiration,
         };
-        let channel = self.channel(ch)?;
-        if let Some(tx) = &mut channel.tx {
-            tx.publishes.push(Routed {
-                queues: routed.queues.into_iter().cloned().collect(),
-                message: routed.message,
-                mandatory: routed.mandatory,
-                reject: routed.reject,
-                expiration: routed.expiration,
-            });
-            return Ok(());
-        }
-        self.enqueue(ch, routed).map(|_| ())
+        self.hand_over(ch, routed)
     }
 
     /// A reply to a direct reply-to address: straight to the requester's channel, or
@@ -172,20 +229,23 @@ impl Connection {
 
     /// Counts and logs a message that routed nowhere; true when its exchange rejects
     /// such messages (`x-unroutable = "reject"`).
-    fn note_unroutable(&self, source: Option<&Exchange>, publish: &BasicPublish) -> bool {
+    fn note_unroutable(
+        &self,
+        source: Option<&Exchange>,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+    ) -> bool {
         let reject = source.is_some_and(|x| x.unroutable() == Unroutable::Reject);
-        let outcome = match (reject, publish.mandatory) {
+        let outcome = match (reject, mandatory) {
             (true, _) => UnroutableOutcome::Rejected,
             (false, true) => UnroutableOutcome::Returned,
             (false, false) => UnroutableOutcome::Dropped,
         };
         self.broker.monitoring.count_unroutable(outcome);
-        self.vhost.unroutable.record(
-            self.vhost.name(),
-            &publish.exchange,
-            &publish.routing_key,
-            outcome.as_str(),
-        );
+        self.vhost
+            .unroutable
+            .record(self.vhost.name(), exchange, routing_key, outcome.as_str());
         reject
     }
 

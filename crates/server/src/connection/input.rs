@@ -5,7 +5,7 @@
 //! `Stream` (tokio-util's `FramedRead`): a frame is a large value, and the stream moved
 //! it through several layers of futures and `Option`s per frame.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
@@ -48,6 +48,22 @@ impl Input {
         let read = self.reader.read_buf(&mut self.buf).await?;
         self.buffered = read > 0;
         Ok(read > 0)
+    }
+
+    /// Lends the buffer out, for a whole publish to be handled straight from it
+    /// (see [`warren_codec::PublishView`]) while the connection is borrowed whole.
+    pub(crate) fn lend(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Takes the lent buffer back, its first `consumed` bytes handled.
+    pub(crate) fn give_back(&mut self, mut buf: BytesMut, consumed: usize) {
+        buf.advance(consumed.min(buf.len()));
+        self.buf = buf;
+    }
+
+    pub(crate) fn frame_max(&self) -> u32 {
+        self.frame_max
     }
 
     /// The next whole frame in the buffer, if any.

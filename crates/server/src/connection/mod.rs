@@ -28,7 +28,7 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 use warren_codec::{
     ChannelCloseOk, ConnectionBlocked, ConnectionCloseOk, ConnectionUnblocked,
-    ConnectionUpdateSecretOk, Frame, FrameCodec, FrameError, Method,
+    ConnectionUpdateSecretOk, Frame, FrameCodec, FrameError, Method, PublishView,
 };
 
 use tokio::sync::{mpsc, watch};
@@ -38,8 +38,10 @@ use crate::auth::{AuthenticatedUser, Permissions};
 use crate::broker::Broker;
 use crate::channel::dispatch::is_publish_path;
 use crate::channel::{Channel, ChannelInfo};
+use crate::direct_reply::REPLY_TO_PREFIX;
 use crate::error::{ChannelError, ConnectionError, Error, Reply};
 use crate::management::BlockedMark;
+use crate::message::INLINE_BODY;
 use crate::number_hash::NumberMap;
 use crate::vhost::Vhost;
 use events::{Batch, ConnectionHandle};
@@ -438,6 +440,15 @@ impl Connection {
     /// publishes they made to their queues.
     async fn on_input(&mut self) {
         for handled in 1.. {
+            if let Some(deferred) = self.on_whole_publish() {
+                if let Some(deferred) = deferred {
+                    self.on_deferred(deferred).await;
+                }
+                if handled == READ_BATCH || self.out.is_full() || self.outgoing.is_full() {
+                    break;
+                }
+                continue;
+            }
             let frame = match self.input.frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -461,6 +472,46 @@ impl Connection {
             }
         }
         self.flush_publishes().await;
+    }
+
+    /// Handles a publish lying whole at the front of the read buffer without decoding
+    /// its frames, when nothing about it needs the general path. None when it was not
+    /// taken; else what is left to do.
+    fn on_whole_publish(&mut self) -> Option<Option<Deferred>> {
+        if self.state != State::Open {
+            return None;
+        }
+        let buf = self.input.lend();
+        let taken = PublishView::peek(&buf, self.input.frame_max())
+            .filter(|v| self.takes_whole(v))
+            .map(|v| {
+                self.heartbeat.read();
+                (v.len, v.channel, self.publish_whole(&v))
+            });
+        self.input.give_back(buf, taken.as_ref().map_or(0, |t| t.0));
+        let (_, channel, result) = taken?;
+        Some(match result {
+            Ok(()) => None,
+            Err(Error::Channel(e)) => Some(Deferred::ChannelError(channel, e)),
+            Err(Error::Connection(e)) => {
+                self.fail(e);
+                None
+            }
+        })
+    }
+
+    /// Whether a whole publish can skip the general path: on a serving channel with no
+    /// content pending, not `immediate` (refused there), not a direct reply, and small
+    /// enough to copy (larger bodies are kept as slices of the buffer instead).
+    fn takes_whole(&self, v: &PublishView<'_>) -> bool {
+        let limit = self.broker.config().limits.max_message_size;
+        self.channels
+            .get(&v.channel)
+            .is_some_and(|c| !c.is_closing() && c.assembler.is_idle())
+            && !v.immediate
+            && !(v.exchange.is_empty() && v.routing_key.starts_with(REPLY_TO_PREFIX))
+            && v.body.len() <= INLINE_BODY
+            && v.body.len() as u64 <= u64::from(limit)
     }
 
     /// A frame that could not be decoded closes the connection with its reply code.
