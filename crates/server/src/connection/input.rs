@@ -42,7 +42,7 @@ impl Input {
         if self.buffered {
             return Ok(true);
         }
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
+        if self.buf.len() == self.buf.capacity() {
             self.buf.reserve(READ_SIZE);
         }
         let read = self.reader.read_buf(&mut self.buf).await?;
