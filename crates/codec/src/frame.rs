@@ -137,13 +137,7 @@ pub fn encode_content_raw(
     frame_max: u32,
 ) {
     write_frame(buf, FRAME_METHOD, channel, |b| method.encode(b));
-    write_frame(buf, FRAME_HEADER, channel, |b| {
-        b.put_u16(crate::properties::BASIC_CLASS_ID);
-        b.put_u16(0);
-        b.put_u64(body.len() as u64);
-        b.put_slice(properties);
-    });
-    encode_body(buf, channel, body, frame_max);
+    encode_raw_header_and_body(buf, channel, properties, body, frame_max);
 }
 
 /// basic.deliver's arguments, borrowed. A broker writes one per delivery; building an
@@ -190,6 +184,17 @@ pub fn encode_deliver_raw(
         put_short(b, deliver.exchange);
         put_short(b, deliver.routing_key);
     });
+    encode_raw_header_and_body(buf, channel, properties, body, frame_max);
+}
+
+/// A content header with already-encoded properties, then the body frames.
+fn encode_raw_header_and_body(
+    buf: &mut BytesMut,
+    channel: u16,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
     write_frame(buf, FRAME_HEADER, channel, |b| {
         b.put_u16(crate::properties::BASIC_CLASS_ID);
         b.put_u16(0);
