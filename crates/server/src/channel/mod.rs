@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use warren_codec::ShortStr;
 
+use crate::number_hash::NumberMap;
 use crate::queue::{Command, QueueHandle};
 use assembler::Assembler;
 use confirms::Confirms;
@@ -73,6 +74,10 @@ pub(crate) struct Channel {
     /// Queues that may hold this channel's consumers or unacked messages; consumers
     /// and unacked deliveries name their queue by its index here.
     touched: Vec<QueueHandle>,
+    /// Where each touched queue is in `touched`, by the address of its info (kept
+    /// alive by the handle there, so never reused while listed): a channel that gets
+    /// from thousands of queues finds each without a scan.
+    touched_at: NumberMap<usize, u32>,
     /// The direct reply-to consumer (`amq.rabbitmq.reply-to`), if any.
     pub(crate) reply_consumer: Option<crate::direct_reply::ReplyConsumer>,
 }
@@ -91,6 +96,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             touched: Vec::new(),
+            touched_at: NumberMap::default(),
             reply_consumer: None,
         }
     }
@@ -122,15 +128,15 @@ impl Channel {
     /// Remembers a queue to notify when this channel closes; its index in
     /// [`Channel::touched`].
     pub(crate) fn touch(&mut self, queue: &QueueHandle) -> u32 {
-        let at = match self.touched.iter().position(|q| q.same(queue)) {
-            Some(at) => at,
-            None => {
-                self.touched.push(queue.clone());
-                self.touched.len() - 1
-            }
-        };
+        let key = Arc::as_ptr(&queue.info) as usize;
+        if let Some(&at) = self.touched_at.get(&key) {
+            return at;
+        }
         // A channel would need four billion queues to pass u32.
-        u32::try_from(at).unwrap_or(u32::MAX)
+        let at = u32::try_from(self.touched.len()).unwrap_or(u32::MAX);
+        self.touched.push(queue.clone());
+        self.touched_at.insert(key, at);
+        at
     }
 
     /// A queue by its index from [`Channel::touch`].
@@ -150,6 +156,7 @@ impl Channel {
     pub(crate) async fn release(&mut self, connection: crate::connection::events::ConnectionId) {
         self.consumers.clear();
         self.reply_consumer = None;
+        self.touched_at.clear();
         for queue in self.touched.drain(..) {
             queue
                 .send(Command::ChannelClosed {
@@ -158,5 +165,25 @@ impl Channel {
                 })
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{QueueInfo, test_handle};
+
+    #[test]
+    fn a_queue_is_touched_once_and_found_again_by_its_index() {
+        let mut channel = Channel::new(1);
+        let queues: Vec<QueueHandle> = (0..1000)
+            .map(|i| test_handle(Arc::new(QueueInfo::named(&format!("q{i}")))))
+            .collect();
+        for (i, queue) in queues.iter().enumerate() {
+            assert_eq!(channel.touch(queue) as usize, i);
+        }
+        assert_eq!(channel.touch(&queues[500]), 500);
+        assert!(channel.touched(500).is_some_and(|q| q.same(&queues[500])));
+        assert!(channel.touched(1000).is_none());
     }
 }
