@@ -438,6 +438,57 @@ async fn properties_and_headers_reach_the_consumer_unchanged() {
     broker.stop().await;
 }
 
+/// Properties the broker need not read (no headers, reply-to, expiration or user-id)
+/// take the path that reads a whole publish in place: they and the body, empty or not,
+/// still arrive byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_properties_and_bodies_read_in_place_reach_the_consumer_unchanged() {
+    let broker = TestBroker::start().await;
+    let conn = connect_client(&broker.uri(), "plain_properties_read_in_place").await;
+    let channel = conn.open_channel().await.unwrap();
+    channel
+        .queue_declare("plain-props", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let properties = BasicProperties {
+        content_type: Some("text/plain".into()),
+        content_encoding: Some("utf-8".into()),
+        delivery_mode: Some(1),
+        priority: Some(4),
+        correlation_id: Some("corr-2".into()),
+        message_id: Some("id-8".into()),
+        timestamp: Some(1_700_000_001),
+        kind: Some("note".into()),
+        app_id: Some("tests".into()),
+        ..Default::default()
+    };
+    let bodies: [&'static [u8]; 3] = [b"", b"hello", &[7u8; 4096]];
+    for body in bodies {
+        channel
+            .basic_publish(
+                "",
+                "plain-props",
+                body,
+                properties.clone(),
+                PublishOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    for body in bodies {
+        let got = channel
+            .basic_get("plain-props", true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.properties, properties);
+        assert_eq!(&got.body[..], body);
+        assert_eq!(got.routing_key.as_str(), "plain-props");
+    }
+    conn.close().await.unwrap();
+    broker.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Mandatory and unroutable messages
 // ---------------------------------------------------------------------------------------
