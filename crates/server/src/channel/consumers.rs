@@ -33,8 +33,9 @@ pub(crate) struct ChannelConsumers {
 }
 
 impl ChannelConsumers {
+    /// Consumers not cancelled (a cancelled one has already given up its tag).
     pub(crate) fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_tag.len()
     }
 
     pub(crate) fn contains_tag(&self, tag: &str) -> bool {
@@ -112,6 +113,7 @@ mod tests {
         assert_eq!(consumers.cancel("t"), Some((1, 3)));
         assert!(!consumers.contains_tag("t"));
         assert!(consumers.get(1).is_some_and(|c| c.cancelled));
+        assert_eq!(consumers.len(), 0);
         // The tag may be reused at once; forgetting the old id leaves the new one.
         consumers.add(2, ShortStr::from_static("t"), 0);
         consumers.forget(1);

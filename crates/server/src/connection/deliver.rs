@@ -12,17 +12,25 @@ use crate::queue::{Command, QueueHandle, Settle};
 /// written.
 const EVENT_BATCH: usize = 256;
 
+/// Deliveries for consumers cancelled meanwhile, to go back to their queues, and the
+/// channels whose prefetch window that reopened.
+#[derive(Default)]
+struct Returned {
+    messages: Vec<(QueueHandle, u64)>,
+    reopened: Vec<u16>,
+}
+
 impl Connection {
     /// Handles a batch of events from one queue wake-up, in order; its delivery
     /// credit goes back to the queues after.
     pub(crate) async fn on_events(&mut self, batch: Batch) {
         // Handled without waiting, so no future is built per event; only messages
         // for a consumer cancelled meanwhile wait, to go back to their queue.
-        let mut returned = Vec::new();
+        let mut returned = Returned::default();
         for event in batch.events {
             self.on_event(event, &mut returned);
         }
-        for (queue, id) in returned {
+        for (queue, id) in returned.messages {
             queue
                 .send(Command::Settle {
                     ids: vec![id],
@@ -30,9 +38,16 @@ impl Connection {
                 })
                 .await;
         }
+        // Their prefetch slots were freed: queues held back by a full channel-wide
+        // window may deliver again.
+        for ch in returned.reopened {
+            if let Some(channel) = self.channels.get(&ch) {
+                channel.resume_queues().await;
+            }
+        }
     }
 
-    fn on_event(&mut self, event: Event, returned: &mut Vec<(QueueHandle, u64)>) {
+    fn on_event(&mut self, event: Event, returned: &mut Returned) {
         match event {
             Event::Deliver(delivery) => self.deliver(delivery, returned),
             Event::DirectReply {
@@ -111,7 +126,7 @@ impl Connection {
     /// Writes a delivery. One for a consumer the client cancelled is added to
     /// `returned`; one for a channel that is closing or gone is dropped, as its queue
     /// requeues whatever that channel held once it hears of the close.
-    fn deliver(&mut self, d: Delivery, returned: &mut Vec<(QueueHandle, u64)>) {
+    fn deliver(&mut self, d: Delivery, returned: &mut Returned) {
         let open = self.is_open();
         let Some(channel) = self
             .channels
@@ -125,9 +140,11 @@ impl Connection {
         };
         if consumer.cancelled {
             if !d.no_ack {
-                channel.gate.release(1);
+                if channel.gate.release(1) && !returned.reopened.contains(&d.channel) {
+                    returned.reopened.push(d.channel);
+                }
                 if let Some(queue) = channel.touched(consumer.queue) {
-                    returned.push((queue.clone(), d.message_id));
+                    returned.messages.push((queue.clone(), d.message_id));
                 }
             }
             return;
